@@ -161,7 +161,9 @@ TASKS = {
         }[os.environ.get("TASKS_BACKEND", "immediate")],
     }
 }
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Development keeps email in files under var/mail/ instead of printing it; production sets EMAIL_BACKEND (SMTP).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@eac.example")
 EAC_SMS_GATEWAY = os.environ.get("EAC_SMS_GATEWAY", "core.sms.LogSmsGateway")
 EAC_NOTIFICATION_MAX_ATTEMPTS = 5
