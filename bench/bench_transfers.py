@@ -1,0 +1,109 @@
+"""Transfers per second through the service layer, side by side with pgbench's tpcb-like workload.
+
+    .venv/bin/python bench/bench_transfers.py [--seconds 10] [--clients 1,4,8] [--accounts 50]
+
+Each client is a process (no shared GIL) doing ``accounts.services.transfer_create`` between random pairs
+of funded accounts, with all its bookkeeping (ledger, pair, record, audit, alert evaluation, idempotency key).
+pgbench runs its built-in tpcb-like script (three updates, a select and an insert) on the same server with
+the same client counts. Prints both and the ratio.
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _setup  # noqa: E402
+
+DB = "eac_bench_transfers"
+
+
+def prepare(url: str, n_accounts: int) -> None:
+    _setup.django_setup(url, migrate=True)
+    from decimal import Decimal
+
+    from accounts import services
+    from accounts.models import Account, User
+
+    ma = Account.objects.create(account_id="9000000000000000", name="Bench MA", verified_company_id="BENCHCO")
+    ent = services.enterprise_enable(actor=None, management_account=ma, name="Bench")
+    ma.refresh_from_db()
+    User.objects.create_user("bench-admin", password="x", account=ma, role=User.Role.ENTERPRISE_ADMIN)
+    for i in range(n_accounts):
+        acc = Account.objects.create(account_id=f"{9000000000000001 + i}", name=f"Bench {i}", enterprise=ent,
+                                     folder=ma.folder, verified_company_id="BENCHCO")
+        services.top_up(actor=None, account=acc, amount=Decimal("100000000.00"))
+
+
+def client(url: str, seconds: float, counter, seed: int, use_keys: bool) -> None:
+    _setup.django_setup(url)
+    import random
+    from decimal import Decimal
+
+    from django.db import connection
+
+    from accounts import services
+    from accounts.models import Account, User
+
+    admin = User.objects.select_related("account").get(username="bench-admin")
+    pks = list(Account.objects.filter(is_management=False).values_list("pk", flat=True))
+    rng = random.Random(seed)
+    done = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        a, b = rng.sample(pks, 2)
+        services.transfer_create(actor=admin, payer=a, payee=b, amount=Decimal("1.00"), remark="bench",
+                                 idempotency_key=str(uuid.uuid4()) if use_keys else None)
+        done += 1
+    with counter.get_lock():
+        counter.value += done
+    connection.close()
+
+
+def run_service(url: str, clients: int, seconds: float) -> float:
+    counter = mp.Value("q", 0)
+    procs = [mp.Process(target=client, args=(url, seconds, counter, i, True)) for i in range(clients)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return counter.value / seconds
+
+
+def run_pgbench(clients: int, seconds: float) -> float:
+    url = _setup.recreate_database("eac_bench_pgbench")
+    subprocess.run(["pgbench", "-i", "-q", "-s", "10", url], check=True, capture_output=True)
+    out = subprocess.run(["pgbench", "-n", "-b", "tpcb-like", "-c", str(clients), "-j", str(clients),
+                          "-T", str(int(seconds)), url], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", default="1,4,8")
+    parser.add_argument("--accounts", type=int, default=50)
+    args = parser.parse_args()
+    url = _setup.recreate_database(DB)
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=prepare, args=(url, args.accounts))
+    p.start(); p.join()
+    print(f"# transfers: {date.today()} on {_setup.machine()}, PostgreSQL, {args.accounts} accounts, "
+          f"{args.seconds:.0f}s per run")
+    print(f"{'clients':>7} {'service tps':>12} {'pgbench tps':>12} {'ratio':>6}")
+    for clients in [int(c) for c in args.clients.split(",")]:
+        service = run_service(url, clients, args.seconds)
+        pg = run_pgbench(clients, args.seconds)
+        print(f"{clients:>7} {service:>12.0f} {pg:>12.0f} {service / pg:>6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    mp.set_start_method("spawn")
+    main()
