@@ -793,6 +793,12 @@ def _expire_invitations(*, now) -> int:
 
 
 @atomic_service
+def expire_invitations(*, now=None) -> int:
+    """Mark the open invitations older than 14 days expired (R-ORG-4); returns how many."""
+    return _expire_invitations(now=now or timezone.now())
+
+
+@atomic_service
 def invitation_create(*, actor, enterprise: Enterprise, account_id: str, folder: Folder | None = None) -> Invitation:
     """The management account invites an account by its ID; the invitation expires after 14 days (R-ORG-4)."""
     require_enterprise_admin(actor, enterprise.pk)
@@ -820,17 +826,24 @@ def invitation_create(*, actor, enterprise: Enterprise, account_id: str, folder:
     return invitation
 
 
-@atomic_service
 def invitation_respond(*, actor, invitation: Invitation, accept: bool) -> Invitation:
-    """A user of the invited account accepts or declines (R-ORG-4)."""
+    """A user of the invited account accepts or declines (R-ORG-4).
+
+    An invitation past its 14 days is marked expired first, in its own transaction, so that the
+    refusal that follows does not roll the expiry back.
+    """
+    expire_invitations()
+    return _invitation_respond(actor=actor, invitation=invitation, accept=accept)
+
+
+@atomic_service
+def _invitation_respond(*, actor, invitation: Invitation, accept: bool) -> Invitation:
     now = timezone.now()
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if actor is None or getattr(actor, "account_id", None) != invitation.account_id:
         raise PermissionDenied("Only a user of the invited account can answer this invitation.")
     if invitation.status == Invitation.Status.INVITED and invitation.expires_at <= now:
-        invitation.status = Invitation.Status.EXPIRED
-        invitation.responded_at = now
-        invitation.save(update_fields=["status", "responded_at"])
+        raise DomainError(MSG_INVITATION_CLOSED.format(status="expired"))  # expired a moment ago
     if invitation.status != Invitation.Status.INVITED:
         raise DomainError(MSG_INVITATION_CLOSED.format(status=invitation.get_status_display().lower()))
     account = _lock_accounts(invitation.account_id)[invitation.account_id]
