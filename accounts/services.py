@@ -203,10 +203,28 @@ def idempotent(operation: str, model):
     return decorate
 
 
+# Parameters that are amounts: "1,000.00", "1000" and Decimal("1000.00") are the same request.
+_AMOUNT_PARAMS = {"amount", "new_limit", "threshold", "total_credit_limit"}
+
+
+def _request_params(kwargs: dict) -> dict:
+    params = {}
+    for name, value in kwargs.items():
+        if hasattr(value, "pk"):
+            value = value.pk
+        elif name in _AMOUNT_PARAMS:
+            try:
+                value = parse_amount(value, allow_zero=True)
+            except DomainError:
+                pass  # the service itself refuses it, with the message for its field
+        params[name] = value
+    return params
+
+
 @atomic_service
 def _run_idempotent(func, operation, model, key, kwargs):
     at = timezone.now()
-    params = {k: (v.pk if hasattr(v, "pk") else v) for k, v in kwargs.items()}
+    params = _request_params(kwargs)
     row = _claim_idempotency_key(key, operation, params, model, at=at)
     result = func(**kwargs)
     _finish_idempotency(row, result)
