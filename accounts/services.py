@@ -110,9 +110,15 @@ def require_account_manager(actor) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _lock_accounts(*pks) -> dict[int, Account]:
-    """Lock the accounts' rows in primary key order (R-TR-7) and return them fresh."""
+    """Lock the accounts' rows in primary key order (R-TR-7) and return them fresh.
+
+    ``FOR NO KEY UPDATE``: it serializes services on the account as ``FOR UPDATE`` does, but does not
+    block the ``FOR KEY SHARE`` lock PostgreSQL takes on a row when another transaction inserts a row
+    that references it (a ledger entry, an audit event); with ``FOR UPDATE`` those inserts waited on
+    the lock holder, and waits in opposite directions became deadlocks.
+    """
     pks = sorted({pk.pk if isinstance(pk, Account) else int(pk) for pk in pks})
-    rows = (Account.objects.select_for_update(of=("self",)).select_related("enterprise")
+    rows = (Account.objects.select_for_update(of=("self",), no_key=True).select_related("enterprise")
             .filter(pk__in=pks).order_by("pk"))
     found = {a.pk: a for a in rows}
     missing = [pk for pk in pks if pk not in found]
@@ -122,7 +128,13 @@ def _lock_accounts(*pks) -> dict[int, Account]:
 
 
 def _lock_enterprise(enterprise_id) -> Enterprise:
-    return Enterprise.objects.select_for_update().get(pk=enterprise_id)
+    """Lock the enterprise row (``FOR NO KEY UPDATE``, see ``_lock_accounts``).
+
+    Every money service inserts an audit event referencing the enterprise, which takes ``FOR KEY SHARE``
+    on this row. A ``FOR UPDATE`` lock here (credit limit set) made a transfer holding account locks wait
+    for it while the credit limit change waited for those accounts: a deadlock.
+    """
+    return Enterprise.objects.select_for_update(no_key=True).get(pk=enterprise_id)
 
 
 def _post(operation: Operation, changes: list[tuple[Account, str, Decimal]], *, at) -> None:
@@ -730,7 +742,7 @@ def _clean_folder_name(name) -> str:
 def folder_create(*, actor, parent: Folder, name: str) -> Folder:
     require_enterprise_admin(actor, parent.enterprise_id)
     name = _clean_folder_name(name)
-    parent = Folder.objects.select_for_update().get(pk=parent.pk)
+    parent = Folder.objects.select_for_update(no_key=True).get(pk=parent.pk)
     if parent.depth + 1 > Folder.MAX_DEPTH:
         raise DomainError(MSG_FOLDER_DEPTH, field="parent", rule="R-ORG-3")
     if Folder.objects.filter(parent=parent, name=name).exists():
@@ -746,7 +758,7 @@ def folder_create(*, actor, parent: Folder, name: str) -> Folder:
 
 @atomic_service
 def folder_rename(*, actor, folder: Folder, name: str) -> Folder:
-    folder = Folder.objects.select_for_update().get(pk=folder.pk)
+    folder = Folder.objects.select_for_update(no_key=True).get(pk=folder.pk)
     require_enterprise_admin(actor, folder.enterprise_id)
     if folder.parent_id is None:
         raise DomainError(MSG_FOLDER_ROOT)
