@@ -625,6 +625,28 @@ def account_flags_set(*, actor, account: Account, pay_on_behalf: bool | None = N
     return account
 
 
+ACCOUNT_DETAIL_FIELDS = ("name", "contact_phone", "contact_email")
+
+
+@atomic_service
+def account_details_set(*, actor, account: Account, **details) -> Account:
+    """The back office changes an account's name or contacts (never its balances), audited (R-AU-1)."""
+    require_account_manager(actor)
+    unknown = set(details) - set(ACCOUNT_DETAIL_FIELDS)
+    if unknown:
+        raise DomainError(f"These account fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    account = _lock_accounts(account)[_pk(account)]
+    before = {f: getattr(account, f) for f in details}
+    for field, value in details.items():
+        setattr(account, field, (value or "").strip())
+    if not account.name:
+        raise DomainError("Enter the account's name.", field="name")
+    account.save(update_fields=sorted(details))
+    audit_event(actor=actor, action="account_details_set", obj=account, enterprise=account.enterprise,
+                before=before, after={f: getattr(account, f) for f in details})
+    return account
+
+
 # ---------------------------------------------------------------------------------------------
 # Low balance alerts (R-AL-1 to R-AL-5)
 # ---------------------------------------------------------------------------------------------
