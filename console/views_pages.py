@@ -5,6 +5,7 @@ administrator sees its enterprise, a member user its own account; nobody sees an
 """
 
 import re
+from decimal import Decimal
 
 from django.apps import apps
 from django.contrib import messages
@@ -22,6 +23,7 @@ from accounts import selectors, services
 from accounts.models import CreditChangeRecord, CreditContract, TransferRecord
 from core import errors
 from core.models import AuditEvent, Message
+from core.money import format_money
 
 from .forms import (
     AuditFilterForm,
@@ -214,6 +216,18 @@ def _flatten(value, prefix: str = "") -> dict:
     return {prefix.rstrip("."): value} if prefix else {"value": value}
 
 
+_MONEY_TEXT = re.compile(r"^-?\d+\.\d{2}$")
+
+
+def _shown(value):
+    """An audit value as people read it: Yes/No, money with separators, the rest as stored."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, str) and _MONEY_TEXT.match(value):
+        return format_money(Decimal(value))
+    return value
+
+
 def _changes(event: AuditEvent) -> list[dict]:
     """The fields an event changed, as (field, before, after); unchanged fields are left out."""
     before, after = _flatten(event.before or {}), _flatten(event.after or {})
@@ -221,7 +235,7 @@ def _changes(event: AuditEvent) -> list[dict]:
     for key in list(dict.fromkeys([*before, *after])):
         old, new = before.get(key), after.get(key)
         if old != new:
-            rows.append({"field": key.replace("_", " "), "before": old, "after": new})
+            rows.append({"field": key.replace("_", " "), "before": _shown(old), "after": _shown(new)})
     return rows
 
 

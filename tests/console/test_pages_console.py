@@ -296,7 +296,8 @@ def test_audit_log_shows_who_action_object_before_after_ip_and_when_R_AU_1(clien
     assert len(rows) == 1
     event = rows[0]["event"]
     assert (event.actor, event.ip_address) == (world.admin, "203.0.113.7")
-    assert {"field": "alert enabled", "before": False, "after": True} in rows[0]["changes"]
+    assert {"field": "alert enabled", "before": "No", "after": "Yes"} in rows[0]["changes"]
+    assert {"field": "alert threshold", "before": "0.00", "after": "20.00"} in rows[0]["changes"]
     html = response.content.decode()
     assert "203.0.113.7" in html and "Beta" in html and "20.00" in html and world.admin.get_username() in html
 
