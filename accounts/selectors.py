@@ -206,3 +206,83 @@ def accounts_with_pairs_exists(account: Account):
 def folder_account_counts(enterprise: Enterprise) -> dict[int, int]:
     rows = Account.objects.filter(enterprise=enterprise).values("folder").annotate(n=Count("pk"))
     return {r["folder"]: r["n"] for r in rows}
+
+
+# --- Previews of a transfer or a withdrawal (R-TR-2 to R-TR-5, R-TR-8) ---
+
+def _shown_figures(account: Account) -> dict:
+    """The figures the confirmation step shows for one account (R-MON-2, R-MON-3)."""
+    return {
+        "own_cash": account.own_cash,
+        "transfer_book_balance": account.transfer_book_balance,
+        "cash_balance": account.cash_balance,
+        "available_credit": account.available_credit,
+    }
+
+
+def _before_after(account: Account, **changes) -> dict:
+    after = Account(own_cash=account.own_cash, transfer_book_balance=account.transfer_book_balance,
+                    credit_limit=account.credit_limit, outstanding_balance=account.outstanding_balance)
+    for field, delta in changes.items():
+        setattr(after, field, getattr(after, field) + delta)
+    return {"account": account, "before": _shown_figures(account), "after": _shown_figures(after)}
+
+
+def transfer_preview(payer: Account, payee: Account, amount: Decimal) -> dict:
+    """Both accounts' figures before and after a transfer of ``amount`` from ``payer`` to ``payee`` (R-TR-3).
+
+    Read only: nothing moves. Raises ``DomainError`` with the service's own message when
+    ``services.transfer_create`` would refuse it now (R-TR-1, R-TR-2); the service checks again
+    inside its transaction on locked rows and refuses with the current figure if it changed (R-TR-8).
+    """
+    from . import services  # the refusal messages and checks are the service's
+
+    if payer.pk == payee.pk:
+        raise services.DomainError(services.MSG_SAME_ACCOUNT, field="payer", rule="R-TR-1")
+    for account in (payer, payee):
+        services._check_fund_account(account, payee.enterprise_id)
+    overdue = overdue_amount(payer)
+    if overdue > 0:
+        raise services.DomainError(services.MSG_PAYER_OVERDUE.format(account=payer.account_id,
+                                                                     overdue=services.M(overdue)),
+                                   field="payer", rule="R-TR-2")
+    limit = transferable_amount(payer)
+    if amount > limit:
+        raise services.DomainError(services.MSG_OVER_TRANSFERABLE.format(limit=services.M(limit),
+                                                                         amount=services.M(amount)),
+                                   field="amount", rule="R-TR-2", code="over_transferable")
+    return {
+        "amount": amount,
+        "limit": limit,
+        "payer": _before_after(payer, own_cash=-amount),
+        "payee": _before_after(payee, transfer_book_balance=amount),
+    }
+
+
+def withdrawal_preview(source: Account, target: Account, amount: Decimal) -> dict:
+    """Both accounts' figures before and after withdrawing ``amount`` from ``target`` back to ``source`` (R-TR-5).
+
+    Read only, like ``transfer_preview``; refuses as ``services.withdrawal_create`` would now (R-TR-4).
+    """
+    from . import services
+
+    if source.pk == target.pk:
+        raise services.DomainError(services.MSG_SAME_ACCOUNT, field="source", rule="R-TR-1")
+    for account in (source, target):
+        services._check_fund_account(account, target.enterprise_id)
+    pair = transfer_pair(source, target)
+    if pair is None:
+        raise services.DomainError(services.MSG_NO_TRANSFER.format(source=source.account_id,
+                                                                   target=target.account_id),
+                                   field="source", rule="R-TR-4")
+    limit = withdrawable_amount(source=source, target=target, pair=pair)
+    if amount > limit:
+        raise services.DomainError(services.MSG_OVER_WITHDRAWABLE.format(limit=services.M(limit),
+                                                                         amount=services.M(amount)),
+                                   field="amount", rule="R-TR-4", code="over_withdrawable")
+    return {
+        "amount": amount,
+        "limit": limit,
+        "source": _before_after(source, own_cash=amount),
+        "target": _before_after(target, transfer_book_balance=-amount),
+    }

@@ -15,3 +15,18 @@ document.addEventListener("keydown", function (event) {
 document.body && document.body.addEventListener("closeDrawer", function () {
   var host = document.getElementById("drawer"); if (host) { host.innerHTML = ""; }
 });
+// Confirmation dialogs (the Contracts page): a link with data-dialog-open opens its <dialog>; without
+// JavaScript the same link opens the confirmation step as a page.
+document.addEventListener("click", function (event) {
+  var opener = event.target.closest("[data-dialog-open]");
+  if (opener) {
+    var dialog = document.getElementById(opener.getAttribute("data-dialog-open"));
+    if (dialog && typeof dialog.showModal === "function") { event.preventDefault(); dialog.showModal(); }
+    return;
+  }
+  var closer = event.target.closest("[data-dialog-close]");
+  if (closer) {
+    var open = closer.closest("dialog");
+    if (open) { event.preventDefault(); open.close(); }
+  }
+});
