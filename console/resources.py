@@ -1,20 +1,17 @@
 """The columns of the account table export (R-UAM-4), declared as a django-import-export ``Resource``.
 
 The export does not build a ``tablib.Dataset`` in memory: ``write_xlsx`` streams the queryset in chunks
-into openpyxl's write-only workbook, asking the resource for each row's values.
+into ``console.xlsx.StreamingXlsxWriter``, asking the resource for each row's values and each column's type.
 """
 
 from datetime import date
 
 from django.utils import timezone
 from import_export import fields, resources, widgets
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
+from . import xlsx
 
-MONEY_FORMAT = "#,##0.00"
-TEXT_FORMAT = "@"
 CHUNK_SIZE = 2000
+COLUMN_WIDTHS = (20, 28, 18, 18, 16, 20, 16, 16, 14, 10, 18, 16)
 # A text cell starting with one of these would be read as a formula by a spreadsheet (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -26,6 +23,13 @@ def _money(attribute, column_name):
 
 def _text(attribute, column_name):
     return fields.Field(attribute=attribute, column_name=column_name, readonly=True, widget=widgets.CharWidget())
+
+
+class OnOffWidget(widgets.Widget):
+    """A switch shown as On / Off."""
+
+    def render(self, value, obj=None, **kwargs):
+        return "On" if value else "Off"
 
 
 class AccountTableResource(resources.Resource):
@@ -42,15 +46,13 @@ class AccountTableResource(resources.Resource):
     overdue = _money("overdue_amount", "Overdue")
     coupons = fields.Field(attribute="coupons", column_name="Coupons", readonly=True,
                            widget=widgets.IntegerWidget(coerce_to_string=False))
-    alert = fields.Field(column_name="Low balance alert", readonly=True, widget=widgets.CharWidget())
+    alert = fields.Field(attribute="alert_enabled", column_name="Low balance alert", readonly=True,
+                         widget=OnOffWidget())
     alert_threshold = _money("alert_threshold", "Alert threshold")
 
     class Meta:
         export_order = ("account_id", "name", "folder", "available_credit", "cash_balance", "transfer_book_balance",
                         "credit_limit", "outstanding", "overdue", "coupons", "alert", "alert_threshold")
-
-    def dehydrate_alert(self, account):
-        return "On" if account.alert_enabled else "Off"
 
 
 def neutralise(text: str) -> str:
@@ -65,44 +67,25 @@ def export_filename(today: date | None = None) -> str:
 
 
 def write_xlsx(queryset, target, *, resource=None) -> int:
-    """Write ``queryset`` (rows of ``account_table``) to the file object ``target``; returns the row count.
+    """Write ``queryset`` (rows of ``account_table``) to the binary file ``target``; returns the row count.
 
-    Rows are read with ``.iterator(chunk_size=...)`` and appended to a write-only worksheet, so memory
-    does not grow with the number of accounts. Money: numeric cells, format ``#,##0.00``; text cells
-    (account ids too) are strings with the text format ``@``.
+    The resource's field attributes are read with ``.values(...).iterator(chunk_size=...)`` (no model
+    instances: a third of the time) and streamed into the sheet, so memory does not grow with the number
+    of accounts. Money: numeric cells, format ``#,##0.00``; text cells (account ids too) are strings with
+    the text format ``@``, rendered by the field's widget and neutralised against formula injection.
     """
     resource = resource or AccountTableResource()
-    export_fields = resource.get_export_fields()
-    numeric = [isinstance(f.widget, (widgets.DecimalWidget, widgets.IntegerWidget)) for f in export_fields]
-    money = [isinstance(f.widget, widgets.DecimalWidget) for f in export_fields]
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Accounts")
-    sheet.freeze_panes = "A2"
-    for index, width in enumerate((20, 28, 18, 18, 16, 20, 16, 16, 14, 10, 18, 16)):
-        sheet.column_dimensions[chr(ord("A") + index)].width = width
-    bold = Font(bold=True)
-    header = []
-    for title in resource.get_export_headers():
-        cell = WriteOnlyCell(sheet, value=title)
-        cell.font = bold
-        header.append(cell)
-    sheet.append(header)
-
-    count = 0
-    for account in queryset.iterator(chunk_size=CHUNK_SIZE):
-        row = []
-        for field, is_numeric, is_money in zip(export_fields, numeric, money):
-            value = resource.export_field(field, account, force_native_type=True)
-            if is_numeric:
-                cell = WriteOnlyCell(sheet, value=value)
-                if is_money:
-                    cell.number_format = MONEY_FORMAT
-            else:
-                cell = WriteOnlyCell(sheet, value=neutralise("" if value is None else str(value)))
-                cell.number_format = TEXT_FORMAT
-            row.append(cell)
-        sheet.append(row)
-        count += 1
-    workbook.save(target)
-    return count
+    fields_ = resource.get_export_fields()
+    attributes = [f.attribute for f in fields_]
+    kinds = [xlsx.MONEY if isinstance(f.widget, widgets.DecimalWidget)
+             else xlsx.INTEGER if isinstance(f.widget, widgets.IntegerWidget) else xlsx.TEXT for f in fields_]
+    text_columns = [(i, fields_[i].widget) for i, kind in enumerate(kinds) if kind == xlsx.TEXT]
+    with xlsx.StreamingXlsxWriter(target, kinds=kinds, sheet_name="Accounts", widths=COLUMN_WIDTHS) as sheet:
+        sheet.header(resource.get_export_headers())
+        for row in queryset.values(*attributes).iterator(chunk_size=CHUNK_SIZE):
+            values = [row[a] for a in attributes]
+            for i, widget in text_columns:
+                text = widget.render(values[i])
+                values[i] = neutralise("" if text is None else str(text))
+            sheet.row(values)
+        return sheet.rows - 1
