@@ -71,3 +71,9 @@ def other(db):
 def member(acme):
     """A member user of Alpha Web."""
     return factories.make_user(username="alpha-member", account=acme["alpha"], role=User.Role.MEMBER)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """PBKDF2 costs 0.6 s a user here; these tests are about screens, not password storage."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

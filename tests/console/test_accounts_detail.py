@@ -10,7 +10,7 @@ from accounts import services
 from accounts.models import AlertEvent, Bill
 from accounts.selectors import today
 from tests import factories
-from tests.console.accounts_fixtures import acme, member, other  # noqa: F401
+from tests.console.accounts_fixtures import acme, member, other, fast_passwords  # noqa: F401
 
 HX_FIGURES = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "account-figures"}
 

@@ -12,7 +12,8 @@ from django.urls import reverse
 from accounts import selectors, services
 from accounts.models import Account, CreditContract
 from tests import factories
-from tests.console.accounts_fixtures import HX_SUMMARY, HX_TABLE, acme, bulk_accounts, member, other  # noqa: F401
+from tests.console.accounts_fixtures import (  # noqa: F401
+    HX_SUMMARY, HX_TABLE, acme, bulk_accounts, fast_passwords, member, other)
 
 URL = reverse("console:accounts")
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from accounts.models import Account
-from tests.console.accounts_fixtures import acme, bulk_accounts, member, other  # noqa: F401
+from tests.console.accounts_fixtures import acme, bulk_accounts, member, other, fast_passwords  # noqa: F401
 
 URL = reverse("console:accounts_export")
 HEADERS = ["Account ID", "Account name", "Folder", "Available credit", "Cash balance", "Transfer book balance",

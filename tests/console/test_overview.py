@@ -9,7 +9,7 @@ from django.urls import reverse
 from accounts.models import Bill
 from accounts.selectors import today
 from tests import factories
-from tests.console.accounts_fixtures import acme, member, other  # noqa: F401
+from tests.console.accounts_fixtures import acme, member, other, fast_passwords  # noqa: F401
 
 URL = reverse("console:overview")
 
