@@ -286,3 +286,83 @@ def withdrawal_preview(source: Account, target: Account, amount: Decimal) -> dic
         "source": _before_after(source, own_cash=amount),
         "target": _before_after(target, transfer_book_balance=-amount),
     }
+
+# --- The unified account management table (R-UAM-1, R-UAM-2) ---
+
+# URL sort key -> the column it orders by. Every money column sorts both ways ("-" prefix: descending).
+ACCOUNT_TABLE_SORTS = {
+    "name": "name",
+    "account_id": "account_id",
+    "folder": "folder__name",
+    "available_credit": "available_credit_value",
+    "cash_balance": "cash_balance_value",
+    "transfer_book_balance": "transfer_book_balance",
+    "credit_limit": "credit_limit",
+    "outstanding": "outstanding_balance",
+    "overdue": "overdue_amount",
+    "coupons": "coupons",
+    "alert_threshold": "alert_threshold",
+}
+ACCOUNT_TABLE_ALERT_FILTERS = ("on", "off", "below")
+
+
+def account_table(enterprise: Enterprise | None, *, search: str = "", folder: Folder | None = None,
+                  alert: str = "", sort: str = "name", on: date | None = None):
+    """The rows of the account table of ``enterprise`` (R-UAM-1), searched, filtered and sorted (R-UAM-2).
+
+    Every figure comes from stored balances and annotations (R-MON-3): one query for any number of rows.
+    ``search`` matches the name (case-insensitive) or the account id; ``folder`` keeps its subtree;
+    ``alert`` is ``on``, ``off`` or ``below`` (enabled and available credit under the threshold);
+    ``sort`` is a key of ``ACCOUNT_TABLE_SORTS``, ``-`` for descending, ties broken by pk.
+    """
+    from sharing.selectors import annotate_coupons  # sharing reads accounts; import late to avoid a cycle
+
+    qs = Account.objects.filter(enterprise=enterprise).select_related("folder")
+    search = (search or "").strip()
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(account_id__contains=search))
+    if folder is not None:
+        qs = qs.filter(enterprise_id=folder.enterprise_id, folder__path__startswith=folder.path)
+    qs = annotate_coupons(with_figures(qs, on=on))
+    if alert == "on":
+        qs = qs.filter(alert_enabled=True)
+    elif alert == "off":
+        qs = qs.filter(alert_enabled=False)
+    elif alert == "below":
+        qs = qs.filter(alert_enabled=True, alert_threshold__gt=F("available_credit_value"))
+    descending = (sort or "").startswith("-")
+    column = ACCOUNT_TABLE_SORTS.get((sort or "").lstrip("-"), "name")
+    return qs.order_by(f"-{column}" if descending else column, "-pk" if descending else "pk")
+
+
+def credit_blockers_for_page(enterprise: Enterprise, accounts) -> dict[int, dict[str, str | None]]:
+    """Why the credit limit and the transfer actions are unavailable, per account of a table page.
+
+    The same reasons as ``services.credit_blocker`` (R-CR-1, R-CR-6, R-ORG-5), computed from the row
+    fields and ONE query for the enterprise's contract, so a page of any size costs one query.
+    Returns ``{pk: {"credit": reason or None, "transfer": reason or None}}``.
+    """
+    from . import services  # the messages live with the rules; services imports this module
+
+    contract = credit_contract(enterprise) if enterprise is not None else None
+    if contract is None:
+        contract_reason = services.MSG_NO_CONTRACT
+    elif contract.status != CreditContract.Status.EFFECTIVE:
+        contract_reason = services.MSG_CONTRACT_PENDING
+    else:
+        contract_reason = None
+    company_id = enterprise.company_id if enterprise is not None else None
+    reasons = {}
+    for account in accounts:
+        if enterprise is None or account.enterprise_id != enterprise.pk:
+            fund = services.MSG_NOT_IN_ENTERPRISE.format(account=account.account_id)
+        elif not account.verified_company_id or account.verified_company_id != company_id:
+            fund = services.MSG_OTHER_COMPANY.format(account=account.account_id)
+        elif account.credit_transfer_disabled:
+            reason = ("pay on behalf of an ecosystem partner" if account.pay_on_behalf
+                      else "significant receivables with long-overdue history")
+            fund = services.MSG_DISABLED.format(account=account.account_id, reason=reason)
+        else:
+            fund = None
+        reasons[account.pk] = {"credit": contract_reason or fund, "transfer": fund}
+    return reasons
