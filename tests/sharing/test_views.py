@@ -289,3 +289,22 @@ def test_account_assets_fragment_shows_received_owned_and_what_paid_R_UAM_5(worl
         html = render_to_string("sharing/_account_assets.html", {"account": w["member_account"]})
     assert w["coupon"].asset_id in html and "2025-06-01 09:00:00" in html
     assert own.asset_id in html and "REC-1" in html and "Coupon" in html and record.record_id in html
+
+
+def test_back_office_provisions_an_asset_through_the_service_R_SH_1_R_SH_3(client, world, manager):
+    w = world
+    services.auto_rule_set(actor=w["admin"], enterprise=w["enterprise"], asset_type=AssetType.COUPON,
+                           scope_type=ScopeType.ACCOUNTS, accounts=[w["member_account"]])
+    client.force_login(manager)
+    data = {"asset_type": "coupon", "owner": w["ma"].pk, "name": "Back office coupon",
+            "valid_from_0": "2025-01-01", "valid_from_1": "00:00", "valid_to_0": "2099-01-01", "valid_to_1": "00:00",
+            "face_value": "30.00", "products_text": ""}
+    response = client.post(reverse("admin:sharing_asset_add"), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    from sharing.models import Asset
+
+    asset = Asset.objects.get(name="Back office coupon")
+    assert asset.remaining_value == 30 and asset.asset_id.startswith("CP-")
+    assert list(Grant.objects.filter(asset=asset).values_list("account_id", flat=True)) == [w["member_account"].pk]
+    bad = client.post(reverse("admin:sharing_asset_add"), {**data, "name": "Bad", "face_value": "-1"})
+    assert bad.status_code == 200 and not Asset.objects.filter(name="Bad").exists()
