@@ -231,10 +231,33 @@ def _charges_batch(items: list[tuple[UsageRecord, Decimal]], accounts: dict[int,
         Bill.objects.bulk_create(bills)
     Charge.objects.bulk_create(charges)
     touched = {plan[0].pk: plan[0] for plan in plans}
-    if touched:
-        Account.objects.bulk_update(list(touched.values()),
-                                    ["own_cash", "transfer_book_balance", "outstanding_balance"])
+    _update_balances(list(touched.values()))
     return charges
+
+
+BALANCE_COLUMNS = ("own_cash", "transfer_book_balance", "outstanding_balance")
+
+
+def _update_balances(accounts: list[Account]) -> None:
+    """One ``UPDATE ... FROM (VALUES ...)`` for the new balances of every account of the batch.
+
+    ``bulk_update`` would build a CASE expression per account and column, which costs more Python time than
+    the whole rating of the batch. The VALUES columns are ``column1``, ``column2``... on both PostgreSQL and
+    SQLite (3.33+)."""
+    if not accounts:
+        return
+    table = connection.ops.quote_name(Account._meta.db_table)
+    columns = [connection.ops.quote_name(Account._meta.get_field(f).column) for f in BALANCE_COLUMNS]
+    row = "(CAST(%s AS BIGINT), " + ", ".join(["CAST(%s AS NUMERIC)"] * len(columns)) + ")"
+    assignments = ", ".join(f"{col} = v.column{i + 2}" for i, col in enumerate(columns))
+    sql = (f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(accounts))}) AS v "
+           f"WHERE {table}.{connection.ops.quote_name('id')} = v.column1")
+    params = []
+    for account in accounts:
+        params.append(account.pk)
+        params.extend(getattr(account, f) for f in BALANCE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @atomic_service
