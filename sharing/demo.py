@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import Account, Folder, User
+from accounts.selectors import accounts_in_subtree
 from core.money import round_money
 
 from . import services
@@ -30,7 +31,10 @@ def seed_sharing_demo(enterprise, *, rng, now=None, usage_accounts: int = 40, us
     ma = next(a for a in accounts if a.is_management)
     members = [a for a in accounts if not a.is_management and a.verified_company_id == enterprise.company_id]
     admin = User.objects.filter(account=ma, role=User.Role.ENTERPRISE_ADMIN).first()
-    folders = list(Folder.objects.filter(enterprise=enterprise, parent__isnull=False).order_by("path"))
+    # Folder scopes only where they stay within the 100-account limit with room to spare (R-SH-4): with a large
+    # demo (--accounts 10000) every folder is too big, and the demo shares with accounts only.
+    folders = [f for f in Folder.objects.filter(enterprise=enterprise, parent__isnull=False).order_by("path")
+               if 0 < accounts_in_subtree(f).count() <= 40]
     valid_from, valid_to = now - timedelta(days=30), now + timedelta(days=335)
     owners = [ma] + members[:5]
 

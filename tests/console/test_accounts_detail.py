@@ -129,13 +129,23 @@ def test_only_latest_20_transfer_records_R_TR_6(client, acme):
     assert "r21" in html and "r02" in html and "r01<" not in html and "Showing the latest 20." in html
 
 
-def test_sharing_fragment_spot_is_marked(client, acme):
-    from pathlib import Path
+def test_details_page_shows_owned_and_received_assets_R_UAM_5(client, acme):
+    """The sharing fragment is part of the details page: its owned and received assets sections render."""
+    from datetime import timedelta
 
-    from django.conf import settings
+    from django.utils import timezone
 
-    template = Path(settings.BASE_DIR, "templates/console/accounts/detail.html").read_text()
-    assert "{# sharing: owned and received assets #}" in template
+    from sharing import services as sharing_services
+    from sharing.models import AssetType
+
+    now = timezone.now()
+    asset = sharing_services.asset_provision(actor=None, owner=acme["alpha"], asset_type=AssetType.COUPON,
+                                     name="Launch coupon 42", valid_from=now - timedelta(days=1),
+                                     valid_to=now + timedelta(days=30), face_value="200.00", products=[])
+    client.force_login(acme["admin"])
+    page = client.get(url(acme["alpha"])).content.decode()
+    assert "Owned assets" in page and "Received assets" in page
+    assert asset.asset_id in page and "Launch coupon 42" in page
 
 
 def test_htmx_figures_fragment_refreshes_on_accountChanged(client, acme):
