@@ -15,18 +15,19 @@ statements, and the rules stay in ``accounts.services`` (they read what these fu
 Values read back raw are converted here (SQLite returns numbers as int or float).
 """
 
+import functools
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 
+import psycopg
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from core.money import CENT, ZERO
 
 from .models import Account, Enterprise, LedgerEntry, TransferPair
-
-ACCOUNT_COLUMNS = ("id", "account_id", "name", "enterprise_id", "verified_company_id", "contact_phone",
-                   "contact_email", "pay_on_behalf", "risk_flag", "own_cash", "transfer_book_balance", "credit_limit",
-                   "outstanding_balance", "alert_enabled", "alert_threshold", "alert_sent_at")
 
 
 def money(value) -> Decimal:
@@ -36,8 +37,59 @@ def money(value) -> Decimal:
     return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(CENT)
 
 
+def _aware(value):
+    """A datetime read raw (SQLite: text in UTC)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+
+
+def _same(value):
+    return value
+
+
+# The account columns the rules read, each with its conversion of the raw value.
+ACCOUNT_COLUMNS = {
+    "id": _same, "account_id": _same, "name": _same, "enterprise_id": _same, "verified_company_id": _same,
+    "contact_phone": _same, "contact_email": _same, "pay_on_behalf": bool, "risk_flag": bool,
+    "own_cash": money, "transfer_book_balance": money, "credit_limit": money, "outstanding_balance": money,
+    "alert_enabled": bool, "alert_threshold": money, "alert_sent_at": _aware,
+}
+
+
 def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@contextmanager
+def _cursor():
+    """A cursor for the statements below.
+
+    On PostgreSQL a server-side binding cursor on Django's connection, so each statement is prepared
+    once per connection and then only executed (Django's own cursors bind client-side and send the
+    full text every time: PostgreSQL parses and plans it again). Errors are Django's, as usual.
+    """
+    if not _is_postgres():
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+def _execute(cursor, sql: str, params) -> None:
+    """Execute through Django's ``connection.execute_wrappers`` (so they see these statements too)."""
+    if _is_postgres():
+        def run(sql, params, many, context):
+            return cursor.execute(sql, params, prepare=True)
+    else:
+        def run(sql, params, many, context):
+            return cursor.execute(sql, params)
+    for wrapper in reversed(connection.execute_wrappers):
+        run = functools.partial(wrapper, run)
+    run(sql, params, False, {"connection": connection, "cursor": cursor})
 
 
 def lock_accounts(pks) -> dict[int, Account]:
@@ -47,19 +99,21 @@ def lock_accounts(pks) -> dict[int, Account]:
     ``services._lock_accounts``; SQLite has no row locks (its write transactions are serialized).
     """
     pks = sorted(set(pks))
-    columns = ", ".join(f"a.{c}" for c in ACCOUNT_COLUMNS)
-    sql = (f"SELECT {columns}, e.company_id AS enterprise_company_id FROM accounts_account a "
+    names = list(ACCOUNT_COLUMNS)
+    sql = (f"SELECT {', '.join(f'a.{c}' for c in names)}, e.company_id FROM accounts_account a "
            f"LEFT JOIN accounts_enterprise e ON e.id = a.enterprise_id "
            f"WHERE a.id IN ({', '.join(['%s'] * len(pks))}) ORDER BY a.id")
     if _is_postgres():
         sql += " FOR NO KEY UPDATE OF a"
+    with _cursor() as cursor:
+        _execute(cursor, sql, pks)
+        rows = cursor.fetchall()
     found = {}
-    for account in Account.objects.raw(sql, pks):
-        company_id = account.enterprise_company_id
-        account.enterprise = Enterprise(pk=account.enterprise_id, company_id=company_id) \
-            if account.enterprise_id is not None else None
-        for field in ("own_cash", "transfer_book_balance", "credit_limit", "outstanding_balance", "alert_threshold"):
-            setattr(account, field, money(getattr(account, field)))
+    for row in rows:
+        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
+        account = Account.from_db(connection.alias, names, values)
+        if account.enterprise_id is not None:
+            account.enterprise = Enterprise(pk=account.enterprise_id, company_id=row[-1])
         found[account.pk] = account
     return found
 
@@ -90,8 +144,8 @@ def read_after_lock(*, on, overdue_of: int | None = None, pair: tuple[int, int] 
     joins.append("LEFT JOIN core_idempotencykey k ON k.key = %s")
     params.append(key)
     sql = f"SELECT {', '.join(columns)} FROM (SELECT 1 AS one) AS one {' '.join(joins)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    with _cursor() as cursor:
+        _execute(cursor, sql, params)
         overdue, pair_id, remaining, total, operation, fingerprint, result_id = cursor.fetchone()
     found_pair = None
     if pair_id is not None:
@@ -117,7 +171,7 @@ class WriteBatch:
 
     def run(self) -> dict[str, int]:
         returned = [name for name, _, _, returning in self.parts if returning]
-        with connection.cursor() as cursor:
+        with _cursor() as cursor:
             if _is_postgres():
                 refs = {name: f"(SELECT id FROM {name})" for name in returned}
                 ctes, params = [], []
@@ -125,12 +179,12 @@ class WriteBatch:
                     ctes.append(f"{name} AS ({sql.format(**refs)}{' RETURNING id' if returning else ''})")
                     params += part_params
                 select = ", ".join(refs[name] for name in returned) or "1"
-                cursor.execute(f"WITH {', '.join(ctes)} SELECT {select}", params)
+                _execute(cursor, f"WITH {', '.join(ctes)} SELECT {select}", params)
                 return dict(zip(returned, cursor.fetchone()))
             ids: dict[str, int] = {}
             for name, sql, part_params, returning in self.parts:
-                cursor.execute(sql.format(**{k: int(v) for k, v in ids.items()}) + (" RETURNING id" if returning
-                                                                                    else ""), part_params)
+                sql = sql.format(**{k: int(v) for k, v in ids.items()})
+                _execute(cursor, sql + (" RETURNING id" if returning else ""), part_params)
                 if returning:
                     ids[name] = cursor.fetchone()[0]
             return ids
