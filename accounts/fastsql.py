@@ -1,22 +1,24 @@
 """Set-based SQL for the hot money writes: transfers and withdrawals (R-TR-3, R-TR-5, R-TR-7).
 
-Through the ORM a transfer took about twenty round trips to the database. Here, after BEGIN, it takes three
-statements, and the rules stay in ``accounts.services`` (they read what these functions return):
+Through the ORM a transfer took about twenty round trips to the database. Here it takes three on PostgreSQL
+(the reads, the write, COMMIT), and the rules stay in ``accounts.services`` (they read what these functions
+return):
 
-1. ``lock_accounts``: one ``SELECT ... FOR NO KEY UPDATE`` of both accounts, in primary key order, with what
-   the rules read (balances, flags, contacts, alert settings, the enterprise's company id).
-2. ``read_after_lock``: one ``SELECT`` of the rest the rules read: the payer's overdue amount, the pair's
-   remaining revocable amount, the request's idempotency key. It is a second statement on purpose: under
-   READ COMMITTED a statement sees the data as of its start, so anything but the locked rows read in the
-   locking statement could predate the commit of the transaction whose lock it waited for.
-3. ``WriteBatch.run``: every insert and update of the operation at once: on PostgreSQL one data-modifying
+1. ``lock_and_read``: one ``SELECT ... FOR NO KEY UPDATE`` of both accounts, in primary key order, with what
+   the rules read (balances, flags, contacts, alert settings, the enterprise's company id); then one
+   ``SELECT`` of the rest the rules read: the payer's overdue amount, the pair's remaining revocable amount,
+   the request's idempotency key. That is a second statement on purpose: under READ COMMITTED a statement
+   sees the data as of its start, so anything but the locked rows read in the locking statement could
+   predate the commit of the transaction whose lock it waited for. On PostgreSQL both are sent in one
+   pipeline (one round trip, BEGIN included).
+2. ``WriteBatch.run``: every insert and update of the operation at once: on PostgreSQL one data-modifying
    ``WITH`` statement (one round trip), on SQLite the same statements one after another.
 
 Values read back raw are converted here (SQLite returns numbers as int or float).
 """
 
 import functools
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
@@ -92,67 +94,72 @@ def _execute(cursor, sql: str, params) -> None:
     run(sql, params, False, {"connection": connection, "cursor": cursor})
 
 
-def lock_accounts(pks) -> dict[int, Account]:
-    """Lock the accounts' rows in primary key order (R-TR-7) and return them fresh, ``enterprise`` included.
-
-    The instances carry only the columns above (others are deferred). ``FOR NO KEY UPDATE``: see
-    ``services._lock_accounts``; SQLite has no row locks (its write transactions are serialized).
-    """
-    pks = sorted(set(pks))
-    names = list(ACCOUNT_COLUMNS)
-    sql = (f"SELECT {', '.join(f'a.{c}' for c in names)}, e.company_id FROM accounts_account a "
-           f"LEFT JOIN accounts_enterprise e ON e.id = a.enterprise_id "
-           f"WHERE a.id IN ({', '.join(['%s'] * len(pks))}) ORDER BY a.id")
-    if _is_postgres():
-        sql += " FOR NO KEY UPDATE OF a"
-    with _cursor() as cursor:
-        _execute(cursor, sql, pks)
-        rows = cursor.fetchall()
-    found = {}
-    for row in rows:
-        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
-        account = Account.from_db(connection.alias, names, values)
-        if account.enterprise_id is not None:
-            account.enterprise = Enterprise(pk=account.enterprise_id, company_id=row[-1])
-        found[account.pk] = account
-    return found
-
-
 @dataclass
-class AfterLock:
-    """What the rules read besides the locked accounts, read after the locks were taken."""
+class Locked:
+    """The locked accounts, and what else the rules read, read after the locks were taken."""
 
-    overdue: Decimal
+    accounts: dict[int, Account]
+    overdue: Decimal  # of ``overdue_of``
     pair: TransferPair | None
     key: tuple | None  # (operation, request_fingerprint, result_id) of an idempotency key already used
 
 
-def read_after_lock(*, on, overdue_of: int | None = None, pair: tuple[int, int] | None = None,
-                    key: str | None = None) -> AfterLock:
-    """One SELECT: ``overdue_of``'s overdue amount on ``on`` (R-MON-2), the (source, target) pair, the key."""
-    columns, params, joins = [], [], []
+def _lock_sql(pks) -> str:
+    sql = (f"SELECT {', '.join(f'a.{c}' for c in ACCOUNT_COLUMNS)}, e.company_id FROM accounts_account a "
+           f"LEFT JOIN accounts_enterprise e ON e.id = a.enterprise_id "
+           f"WHERE a.id IN ({', '.join(['%s'] * len(pks))}) ORDER BY a.id")
+    return sql + " FOR NO KEY UPDATE OF a" if _is_postgres() else sql
+
+
+def _after_lock_sql(*, on, overdue_of, pair, key) -> tuple[str, list]:
+    columns, params = [], []
     if overdue_of is not None:
         columns.append("(SELECT SUM(b.unpaid_amount) FROM accounts_bill b "
                        "WHERE b.account_id = %s AND b.unpaid_amount > 0 AND b.due_date < %s)")
         params += [overdue_of, connection.ops.adapt_datefield_value(on)]
     else:
         columns.append("NULL")
-    columns += ["p.id", "p.remaining_revocable", "p.total_transferred"]
-    joins.append("LEFT JOIN accounts_transferpair p ON p.source_id = %s AND p.target_id = %s")
-    params += list(pair) if pair is not None else [None, None]
-    columns += ["k.operation", "k.request_fingerprint", "k.result_id"]
-    joins.append("LEFT JOIN core_idempotencykey k ON k.key = %s")
-    params.append(key)
-    sql = f"SELECT {', '.join(columns)} FROM (SELECT 1 AS one) AS one {' '.join(joins)}"
-    with _cursor() as cursor:
-        _execute(cursor, sql, params)
-        overdue, pair_id, remaining, total, operation, fingerprint, result_id = cursor.fetchone()
+    columns += ["p.id", "p.remaining_revocable", "p.total_transferred",
+                "k.operation", "k.request_fingerprint", "k.result_id"]
+    params += [*(pair or (None, None)), key]
+    return (f"SELECT {', '.join(columns)} FROM (SELECT 1 AS one) AS one "
+            "LEFT JOIN accounts_transferpair p ON p.source_id = %s AND p.target_id = %s "
+            "LEFT JOIN core_idempotencykey k ON k.key = %s", params)
+
+
+def lock_and_read(pks, *, on, overdue_of: int | None = None, pair: tuple[int, int] | None = None,
+                  key: str | None = None) -> Locked:
+    """Lock the accounts ``pks`` in primary key order (R-TR-7) and read them fresh; then read
+    ``overdue_of``'s overdue amount on ``on`` (R-MON-2), the (source, target) ``pair`` and the ``key``.
+
+    The accounts carry only the columns of ``ACCOUNT_COLUMNS`` (others are deferred) and their
+    ``enterprise`` with its company id. ``FOR NO KEY UPDATE``: see ``services._lock_accounts``; SQLite
+    has no row locks (its write transactions are serialized). On PostgreSQL both statements (and the
+    BEGIN before them) go in one pipeline: one round trip; the second still starts, with its own
+    snapshot, once the first holds the locks.
+    """
+    pks = sorted(set(pks))
+    after_sql, after_params = _after_lock_sql(on=on, overdue_of=overdue_of, pair=pair, key=key)
+    with _cursor() as lock_cursor, _cursor() as read_cursor:
+        with connection.connection.pipeline() if _is_postgres() else nullcontext():
+            _execute(lock_cursor, _lock_sql(pks), pks)
+            _execute(read_cursor, after_sql, after_params)
+            rows = lock_cursor.fetchall()
+            overdue, pair_id, remaining, total, operation, fingerprint, result_id = read_cursor.fetchone()
+    names = list(ACCOUNT_COLUMNS)
+    accounts = {}
+    for row in rows:
+        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
+        account = Account.from_db(connection.alias, names, values)
+        if account.enterprise_id is not None:
+            account.enterprise = Enterprise(pk=account.enterprise_id, company_id=row[-1])
+        accounts[account.pk] = account
     found_pair = None
     if pair_id is not None:
         found_pair = TransferPair(id=pair_id, source_id=pair[0], target_id=pair[1],
                                   remaining_revocable=money(remaining), total_transferred=money(total))
-    return AfterLock(overdue=money(overdue), pair=found_pair,
-                     key=(operation, fingerprint, result_id) if operation is not None else None)
+    return Locked(accounts=accounts, overdue=money(overdue), pair=found_pair,
+                  key=(operation, fingerprint, result_id) if operation is not None else None)
 
 
 class WriteBatch:
@@ -223,9 +230,11 @@ def add_postings(batch: WriteBatch, changes: list[tuple[Account, str, Decimal]],
         per_account[account.pk][field] += delta
     batch.add("ledger", "INSERT INTO accounts_ledgerentry (operation_id, account_id, bucket, amount, created_at) "
                         f"VALUES {', '.join(rows)}", params)
-    for pk, deltas in per_account.items():
+    # Parts are named by position, not by account: the statement's text must not depend on the accounts,
+    # or it would be prepared again for every pair of accounts.
+    for position, (pk, deltas) in enumerate(per_account.items()):
         sets = ", ".join(f"{field} = {field} + %s" for field in deltas)
-        batch.add(f"account_{pk}", f"UPDATE accounts_account SET {sets} WHERE id = %s",
+        batch.add(f"balances_{position}", f"UPDATE accounts_account SET {sets} WHERE id = %s",
                   [_amount(d) for d in deltas.values()] + [pk])
 
 

@@ -408,13 +408,13 @@ def _user(actor):
 # Transfer and withdrawal (R-TR-1 to R-TR-5, R-TR-7, R-TR-8)
 # ---------------------------------------------------------------------------------------------
 
-def _lock_two_accounts(first_pk: int, second_pk: int) -> tuple[Account, Account]:
-    """Both accounts locked (``fastsql.lock_accounts``), in the order asked."""
-    found = fastsql.lock_accounts([first_pk, second_pk])
+def _lock_two_accounts(first_pk: int, second_pk: int, **reads) -> tuple[Account, Account, fastsql.Locked]:
+    """Both accounts locked, in the order asked, and what ``fastsql.lock_and_read`` read after the locks."""
+    locked = fastsql.lock_and_read([first_pk, second_pk], on=selectors.today(), **reads)
     for pk in (first_pk, second_pk):
-        if pk not in found:
+        if pk not in locked.accounts:
             raise DomainError(f"Account {pk} does not exist.")
-    return found[first_pk], found[second_pk]
+    return locked.accounts[first_pk], locked.accounts[second_pk], locked
 
 
 def _write_transfer_record(*, kind, payer: Account, payee: Account, amount: Decimal, remark: str, actor, at,
@@ -453,9 +453,8 @@ def transfer_create(*, actor, payer, payee, amount, remark, idempotency=None) ->
     if payer_pk == payee_pk:
         raise DomainError(MSG_SAME_ACCOUNT, field="payee", rule="R-TR-1")
     at = timezone.now()
-    payer, payee = _lock_two_accounts(payer_pk, payee_pk)
-    state = fastsql.read_after_lock(on=selectors.today(), overdue_of=payer_pk,
-                                    key=idempotency.key if idempotency else None)
+    payer, payee, state = _lock_two_accounts(payer_pk, payee_pk, overdue_of=payer_pk,
+                                             key=idempotency.key if idempotency else None)
     if state.key is not None:
         idempotency.replay(*state.key)
     _check_fund_account(payer, enterprise_id)
@@ -487,9 +486,8 @@ def withdrawal_create(*, actor, source, target, amount, remark, idempotency=None
     if source_pk == target_pk:
         raise DomainError(MSG_SAME_ACCOUNT, field="target", rule="R-TR-1")
     at = timezone.now()
-    source, target = _lock_two_accounts(source_pk, target_pk)
-    state = fastsql.read_after_lock(on=selectors.today(), pair=(source_pk, target_pk),
-                                    key=idempotency.key if idempotency else None)
+    source, target, state = _lock_two_accounts(source_pk, target_pk, pair=(source_pk, target_pk),
+                                               key=idempotency.key if idempotency else None)
     if state.key is not None:
         idempotency.replay(*state.key)
     _check_fund_account(source, enterprise_id)
