@@ -15,14 +15,15 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core.audit import audit_event
+from core.audit import audit_event, audit_json
+from core.context import current_ip
 from core.db import atomic_service
 from core.errors import DomainError, PermissionDenied
 from core.models import IdempotencyKey
 from core.money import ZERO, format_money, parse_amount
 from core.notifications import notify_account
 
-from . import selectors
+from . import fastsql, selectors
 from .models import (
     Account,
     AlertEvent,
@@ -163,48 +164,73 @@ class _Replay(Exception):
         self.result = result
 
 
-def _claim_idempotency_key(key: str | None, operation: str, params: dict, model, *, at):
-    """Claim ``key`` for this request inside the current transaction (R-TR-7).
+class IdempotencyClaim:
+    """A request's idempotency key (R-TR-7): the first request with a key runs, a repeat gets its result.
 
-    Returns the claimed row, or raises ``_Replay`` with the first result when the key was used before
-    (also when another transaction used it concurrently: the insert waits for it, then conflicts).
+    The key row is written with the result, in the request's transaction (one INSERT, no savepoint).
+    Two requests racing with one key: the second either finds the key once it got the rows the first
+    held (and replays), or its INSERT of the key conflicts and the whole transaction is rolled back,
+    after which ``replay_if_taken`` finds the first result.
     """
-    if not key:
-        return None
-    key = str(key)[:80]
-    fingerprint = _fingerprint(operation, params)
 
-    def replay(row):
-        if row.operation != operation or row.request_fingerprint != fingerprint:
+    def __init__(self, key: str, operation: str, fingerprint: str, model, *, at):
+        self.key = key
+        self.operation = operation
+        self.fingerprint = fingerprint
+        self.model = model
+        self.at = at
+
+    def replay(self, operation: str, fingerprint: str, result_id) -> None:
+        """The key was used before: raise ``_Replay`` with its first result, or refuse a different request."""
+        if operation != self.operation or fingerprint != self.fingerprint:
             raise DomainError(MSG_IDEMPOTENCY_MISMATCH, code="idempotency_mismatch")
-        raise _Replay(model.objects.get(pk=row.result_id))
+        raise _Replay(self.model.objects.get(pk=result_id))
 
-    existing = IdempotencyKey.objects.filter(key=key).first()
-    if existing is not None:
-        replay(existing)
-    try:
-        with transaction.atomic():
-            return IdempotencyKey.objects.create(key=key, operation=operation, request_fingerprint=fingerprint,
-                                                 created_at=at)
-    except IntegrityError:
-        replay(IdempotencyKey.objects.get(key=key))
+    def check(self) -> None:
+        """Replay when the key is known already (one SELECT)."""
+        row = IdempotencyKey.objects.filter(key=self.key).values_list(
+            "operation", "request_fingerprint", "result_id").first()
+        if row is not None:
+            self.replay(*row)
+
+    def store(self, result) -> None:
+        IdempotencyKey.objects.create(key=self.key, operation=self.operation, request_fingerprint=self.fingerprint,
+                                      result_type=result._meta.label, result_id=result.pk, created_at=self.at)
+
+    def replay_if_taken(self):
+        """After a rollback: the first result if another request stored this key meanwhile, else ``None``."""
+        try:
+            self.check()
+        except _Replay as replay:
+            return replay
+        return None
 
 
-def _finish_idempotency(row, result) -> None:
-    if row is not None:
-        row.result_type = result._meta.label
-        row.result_id = result.pk
-        row.save(update_fields=["result_type", "result_id"])
+def idempotent(operation: str, model, *, stores_key_itself: bool = False):
+    """Decorator: the wrapped service's ``idempotency_key`` makes it run once per key (R-TR-7).
 
-
-def idempotent(operation: str, model):
-    """Decorator: the wrapped service's ``idempotency_key`` makes it run once per key (R-TR-7)."""
+    With ``stores_key_itself`` the service receives the claim as ``idempotency`` (or ``None``) and reads
+    and writes the key in its own statements (see ``accounts.fastsql``); otherwise the key is checked
+    before the service runs and stored after it, in the same transaction.
+    """
 
     def decorate(func):
         def wrapper(*, idempotency_key: str | None = None, **kwargs):
+            claim = None
+            if idempotency_key:
+                params = _request_params(kwargs)
+                claim = IdempotencyClaim(str(idempotency_key)[:80], operation, _fingerprint(operation, params),
+                                         model, at=timezone.now())
             try:
-                return _run_idempotent(func, operation, model, idempotency_key, kwargs)
+                return _run_idempotent(func, claim, stores_key_itself, kwargs)
             except _Replay as replay:
+                return replay.result
+            except (IntegrityError, DomainError):
+                # A concurrent request with the same key won (its key conflicted with ours, or it changed
+                # the figures our checks refused on): the first result, once it committed.
+                replay = claim.replay_if_taken() if claim is not None else None
+                if replay is None:
+                    raise
                 return replay.result
 
         wrapper.__name__ = func.__name__
@@ -234,12 +260,14 @@ def _request_params(kwargs: dict) -> dict:
 
 
 @atomic_service
-def _run_idempotent(func, operation, model, key, kwargs):
-    at = timezone.now()
-    params = _request_params(kwargs)
-    row = _claim_idempotency_key(key, operation, params, model, at=at)
+def _run_idempotent(func, claim: IdempotencyClaim | None, stores_key_itself: bool, kwargs):
+    if stores_key_itself:
+        return func(idempotency=claim, **kwargs)
+    if claim is not None:
+        claim.check()
     result = func(**kwargs)
-    _finish_idempotency(row, result)
+    if claim is not None:
+        claim.store(result)
     return result
 
 
@@ -380,8 +408,43 @@ def _user(actor):
 # Transfer and withdrawal (R-TR-1 to R-TR-5, R-TR-7, R-TR-8)
 # ---------------------------------------------------------------------------------------------
 
-@idempotent("transfer", TransferRecord)
-def transfer_create(*, actor, payer, payee, amount, remark) -> TransferRecord:
+def _lock_two_accounts(first_pk: int, second_pk: int, **reads) -> tuple[Account, Account, fastsql.Locked]:
+    """Both accounts locked, in the order asked, and what ``fastsql.lock_and_read`` read after the locks."""
+    locked = fastsql.lock_and_read([first_pk, second_pk], on=selectors.today(), **reads)
+    for pk in (first_pk, second_pk):
+        if pk not in locked.accounts:
+            raise DomainError(f"Account {pk} does not exist.")
+    return locked.accounts[first_pk], locked.accounts[second_pk], locked
+
+
+def _write_transfer_record(*, kind, payer: Account, payee: Account, amount: Decimal, remark: str, actor, at,
+                           pair_change, audit_before: dict, audit_after: dict, idempotency) -> TransferRecord:
+    """One set-based write of a transfer or withdrawal: operation, ledger, balances, pair, record, audit, key."""
+    batch = fastsql.WriteBatch()
+    fastsql.add_operation(batch, kind=kind, actor_id=actor.pk, description=remark, at=at)
+    if kind == TransferRecord.Kind.TRANSFER:
+        fastsql.add_postings(batch, [(payer, "own_cash", -amount), (payee, "transfer_book", amount)], at=at)
+    else:
+        fastsql.add_postings(batch, [(payer, "transfer_book", -amount), (payee, "own_cash", amount)], at=at)
+    pair_change(batch)
+    fastsql.add_transfer_record(batch, kind=kind, payer_id=payer.pk, payee_id=payee.pk, amount=amount, remark=remark,
+                                actor_id=actor.pk, at=at)
+    audit_after = {**{side: _figures(account) for side, account in audit_after.items()}, "amount": amount}
+    fastsql.add_audit_event(batch, action=kind, object_type=TransferRecord._meta.label,
+                            repr_prefix="TransferRecord object", enterprise_id=payer.enterprise_id, actor_id=actor.pk,
+                            before_json=audit_json(audit_before), after_json=audit_json(audit_after),
+                            ip=current_ip(), at=at)
+    if idempotency is not None:
+        fastsql.add_idempotency_key(batch, idempotency, result_type=TransferRecord._meta.label)
+    ids = batch.run()
+    record = TransferRecord(id=ids["record"], kind=kind, payer=payer, payee=payee, amount=amount, remark=remark,
+                            actor=actor, operation_id=ids["op"], created_at=at)
+    record._state.adding, record._state.db = False, connection.alias
+    return record
+
+
+@idempotent("transfer", TransferRecord, stores_key_itself=True)
+def transfer_create(*, actor, payer, payee, amount, remark, idempotency=None) -> TransferRecord:
     """Transfer ``amount`` of ``payer``'s own cash into ``payee``'s transfer book balance (R-TR-3)."""
     amount = parse_amount(amount)
     remark = _clean_remark(remark)
@@ -390,37 +453,31 @@ def transfer_create(*, actor, payer, payee, amount, remark) -> TransferRecord:
     if payer_pk == payee_pk:
         raise DomainError(MSG_SAME_ACCOUNT, field="payee", rule="R-TR-1")
     at = timezone.now()
-    locked = _lock_accounts(payer_pk, payee_pk)
-    payer, payee = locked[payer_pk], locked[payee_pk]
+    payer, payee, state = _lock_two_accounts(payer_pk, payee_pk, overdue_of=payer_pk,
+                                             key=idempotency.key if idempotency else None)
+    if state.key is not None:
+        idempotency.replay(*state.key)
     _check_fund_account(payer, enterprise_id)
     _check_fund_account(payee, enterprise_id)
-    overdue = selectors.overdue_amount(payer)
-    if overdue > 0:
-        raise DomainError(MSG_PAYER_OVERDUE.format(account=payer.account_id, overdue=M(overdue)),
+    if state.overdue > 0:
+        raise DomainError(MSG_PAYER_OVERDUE.format(account=payer.account_id, overdue=M(state.overdue)),
                           field="payer", rule="R-TR-2")
     limit = selectors.transferable_amount(payer)
     if amount > limit:
         raise DomainError(MSG_OVER_TRANSFERABLE.format(limit=M(limit), amount=M(amount)), field="amount",
                           rule="R-TR-2", code="over_transferable")
     before = {"payer": _figures(payer), "payee": _figures(payee)}
-    operation = Operation.objects.create(kind=Operation.Kind.TRANSFER, actor=actor, description=remark,
-                                         created_at=at)
-    _post(operation, [(payer, "own_cash", -amount), (payee, "transfer_book", amount)], at=at)
-    pair, _ = TransferPair.objects.select_for_update().get_or_create(source=payer, target=payee)
-    pair.remaining_revocable += amount
-    pair.total_transferred += amount
-    pair.save(update_fields=["remaining_revocable", "total_transferred"])
-    record = TransferRecord.objects.create(kind=TransferRecord.Kind.TRANSFER, payer=payer, payee=payee,
-                                           amount=amount, remark=remark, actor=actor, operation=operation,
-                                           created_at=at)
-    audit_event(actor=actor, action="transfer", obj=record, enterprise=payer.enterprise, before=before,
-                after={"payer": _figures(payer), "payee": _figures(payee), "amount": amount}, at=at)
+    record = _write_transfer_record(
+        kind=TransferRecord.Kind.TRANSFER, payer=payer, payee=payee, amount=amount, remark=remark, actor=actor,
+        at=at, audit_before=before, audit_after={"payer": payer, "payee": payee}, idempotency=idempotency,
+        pair_change=lambda batch: fastsql.add_pair_transfer(batch, source_id=payer_pk, target_id=payee_pk,
+                                                            amount=amount))
     _evaluate_alerts([payer, payee], at=at)
     return record
 
 
-@idempotent("withdrawal", TransferRecord)
-def withdrawal_create(*, actor, source, target, amount, remark) -> TransferRecord:
+@idempotent("withdrawal", TransferRecord, stores_key_itself=True)
+def withdrawal_create(*, actor, source, target, amount, remark, idempotency=None) -> TransferRecord:
     """Withdraw ``amount`` that ``source`` (A) transferred to ``target`` (B) back to A's own cash (R-TR-5)."""
     amount = parse_amount(amount)
     remark = _clean_remark(remark)
@@ -429,11 +486,13 @@ def withdrawal_create(*, actor, source, target, amount, remark) -> TransferRecor
     if source_pk == target_pk:
         raise DomainError(MSG_SAME_ACCOUNT, field="target", rule="R-TR-1")
     at = timezone.now()
-    locked = _lock_accounts(source_pk, target_pk)
-    source, target = locked[source_pk], locked[target_pk]
+    source, target, state = _lock_two_accounts(source_pk, target_pk, pair=(source_pk, target_pk),
+                                               key=idempotency.key if idempotency else None)
+    if state.key is not None:
+        idempotency.replay(*state.key)
     _check_fund_account(source, enterprise_id)
     _check_fund_account(target, enterprise_id)
-    pair = TransferPair.objects.select_for_update().filter(source=source, target=target).first()
+    pair = state.pair
     if pair is None:
         raise DomainError(MSG_NO_TRANSFER.format(source=source.account_id, target=target.account_id),
                           field="source", rule="R-TR-4")
@@ -442,16 +501,10 @@ def withdrawal_create(*, actor, source, target, amount, remark) -> TransferRecor
         raise DomainError(MSG_OVER_WITHDRAWABLE.format(limit=M(limit), amount=M(amount)), field="amount",
                           rule="R-TR-4", code="over_withdrawable")
     before = {"source": _figures(source), "target": _figures(target)}
-    operation = Operation.objects.create(kind=Operation.Kind.WITHDRAWAL, actor=actor, description=remark,
-                                         created_at=at)
-    _post(operation, [(target, "transfer_book", -amount), (source, "own_cash", amount)], at=at)
-    pair.remaining_revocable -= amount
-    pair.save(update_fields=["remaining_revocable"])
-    record = TransferRecord.objects.create(kind=TransferRecord.Kind.WITHDRAWAL, payer=target, payee=source,
-                                           amount=amount, remark=remark, actor=actor, operation=operation,
-                                           created_at=at)
-    audit_event(actor=actor, action="withdrawal", obj=record, enterprise=source.enterprise, before=before,
-                after={"source": _figures(source), "target": _figures(target), "amount": amount}, at=at)
+    record = _write_transfer_record(
+        kind=TransferRecord.Kind.WITHDRAWAL, payer=target, payee=source, amount=amount, remark=remark, actor=actor,
+        at=at, audit_before=before, audit_after={"source": source, "target": target}, idempotency=idempotency,
+        pair_change=lambda batch: fastsql.add_pair_withdrawal(batch, pair=pair, amount=amount))
     _evaluate_alerts([source, target], at=at)
     return record
 

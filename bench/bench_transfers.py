@@ -1,6 +1,6 @@
 """Transfers per second through the service layer, side by side with pgbench's tpcb-like workload.
 
-    .venv/bin/python bench/bench_transfers.py [--seconds 10] [--clients 1,4,8] [--accounts 50]
+    .venv/bin/python bench/bench_transfers.py [--seconds 10] [--clients 1,4,8] [--accounts 50] [--rounds 1]
 
 Each client is a process (no shared GIL) doing ``accounts.services.transfer_create`` between random pairs
 of funded accounts, with all its bookkeeping (ledger, pair, record, audit, alert evaluation, idempotency key).
@@ -12,6 +12,7 @@ import argparse
 import multiprocessing as mp
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -77,9 +78,13 @@ def run_service(url: str, clients: int, seconds: float) -> float:
     return counter.value / seconds
 
 
-def run_pgbench(clients: int, seconds: float) -> float:
+def init_pgbench() -> str:
     url = _setup.recreate_database("eac_bench_pgbench")
     subprocess.run(["pgbench", "-i", "-q", "-s", "10", url], check=True, capture_output=True)
+    return url
+
+
+def run_pgbench(url: str, clients: int, seconds: float) -> float:
     out = subprocess.run(["pgbench", "-n", "-b", "tpcb-like", "-c", str(clients), "-j", str(clients),
                           "-T", str(int(seconds)), url], check=True, capture_output=True, text=True).stdout
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
@@ -90,18 +95,26 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", default="1,4,8")
     parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate service and pgbench runs this many times per client count and report "
+                             "medians (on a shared machine, load changes between runs)")
     args = parser.parse_args()
     url = _setup.recreate_database(DB)
     ctx = mp.get_context("spawn")
     p = ctx.Process(target=prepare, args=(url, args.accounts))
     p.start(); p.join()
+    pgbench_url = init_pgbench()
     print(f"# transfers: {date.today()} on {_setup.machine()}, PostgreSQL, {args.accounts} accounts, "
-          f"{args.seconds:.0f}s per run")
-    print(f"{'clients':>7} {'service tps':>12} {'pgbench tps':>12} {'ratio':>6}")
+          f"{args.seconds:.0f}s per run, {args.rounds} round(s), medians")
+    print(f"{'clients':>7} {'service tps':>12} {'pgbench tps':>12} {'ratio':>6}  ratio per round")
     for clients in [int(c) for c in args.clients.split(",")]:
-        service = run_service(url, clients, args.seconds)
-        pg = run_pgbench(clients, args.seconds)
-        print(f"{clients:>7} {service:>12.0f} {pg:>12.0f} {service / pg:>6.2f}", flush=True)
+        services, pgbenches = [], []
+        for _ in range(args.rounds):
+            services.append(run_service(url, clients, args.seconds))
+            pgbenches.append(run_pgbench(pgbench_url, clients, args.seconds))
+        ratios = [s / p for s, p in zip(services, pgbenches)]
+        print(f"{clients:>7} {statistics.median(services):>12.0f} {statistics.median(pgbenches):>12.0f} "
+              f"{statistics.median(ratios):>6.2f}  {' '.join(f'{r:.2f}' for r in ratios)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import json
+
 from django.utils import timezone
 
 from .context import current_ip
@@ -22,6 +24,11 @@ def audit_event(*, actor, action: str, obj=None, object_type: str = "", object_i
         ip_address=current_ip(),
         created_at=at or timezone.now(),
     )
+
+
+def audit_json(value) -> str | None:
+    """``before``/``after`` as the JSON text ``audit_event`` would store, for services that insert in SQL."""
+    return None if value is None else json.dumps(_jsonable(value))
 
 
 def _jsonable(value):

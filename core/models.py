@@ -6,8 +6,10 @@ from django.db.models import Q
 class AuditEvent(models.Model):
     """Every change made through the console or the back office (R-AU-1). Append-only."""
 
+    # Lookups by enterprise use the (enterprise, -created_at) index below.
     enterprise = models.ForeignKey(
-        "accounts.Enterprise", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+        "accounts.Enterprise", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events",
+        db_index=False,
     )
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     action = models.CharField(max_length=64)
@@ -83,12 +85,17 @@ class Message(models.Model):
 class IdempotencyKey(models.Model):
     """A request's idempotency key and the first result it produced (R-TR-7). Kept 48 hours."""
 
-    key = models.CharField(max_length=80, unique=True)
+    key = models.CharField(max_length=80)
     operation = models.CharField(max_length=40)
     request_fingerprint = models.CharField(max_length=64)
     result_type = models.CharField(max_length=64, blank=True)
     result_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        # A constraint rather than ``unique=True``: the same unique index, without the extra
+        # ``varchar_pattern_ops`` index PostgreSQL gets for LIKE on a unique CharField (never used here).
+        constraints = [models.UniqueConstraint(fields=["key"], name="idempotency_key_unique")]
 
     def __str__(self):
         return self.key

@@ -1,0 +1,278 @@
+"""Set-based SQL for the hot money writes: transfers and withdrawals (R-TR-3, R-TR-5, R-TR-7).
+
+Through the ORM a transfer took about twenty round trips to the database. Here it takes three on PostgreSQL
+(the reads, the write, COMMIT), and the rules stay in ``accounts.services`` (they read what these functions
+return):
+
+1. ``lock_and_read``: one ``SELECT ... FOR NO KEY UPDATE`` of both accounts, in primary key order, with what
+   the rules read (balances, flags, contacts, alert settings, the enterprise's company id); then one
+   ``SELECT`` of the rest the rules read: the payer's overdue amount, the pair's remaining revocable amount,
+   the request's idempotency key. That is a second statement on purpose: under READ COMMITTED a statement
+   sees the data as of its start, so anything but the locked rows read in the locking statement could
+   predate the commit of the transaction whose lock it waited for. On PostgreSQL both are sent in one
+   pipeline (one round trip, BEGIN included).
+2. ``WriteBatch.run``: every insert and update of the operation at once: on PostgreSQL one data-modifying
+   ``WITH`` statement (one round trip), on SQLite the same statements one after another.
+
+Values read back raw are converted here (SQLite returns numbers as int or float).
+"""
+
+import functools
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+
+import psycopg
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from core.money import CENT, ZERO
+
+from .models import Account, Enterprise, LedgerEntry, TransferPair
+
+
+def money(value) -> Decimal:
+    """A money value read raw: two places whatever the database returned (SQLite: int or float)."""
+    if value is None:
+        return ZERO
+    return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(CENT)
+
+
+def _aware(value):
+    """A datetime read raw (SQLite: text in UTC)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+
+
+def _same(value):
+    return value
+
+
+# The account columns the rules read, each with its conversion of the raw value.
+ACCOUNT_COLUMNS = {
+    "id": _same, "account_id": _same, "name": _same, "enterprise_id": _same, "verified_company_id": _same,
+    "contact_phone": _same, "contact_email": _same, "pay_on_behalf": bool, "risk_flag": bool,
+    "own_cash": money, "transfer_book_balance": money, "credit_limit": money, "outstanding_balance": money,
+    "alert_enabled": bool, "alert_threshold": money, "alert_sent_at": _aware,
+}
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@contextmanager
+def _cursor():
+    """A cursor for the statements below.
+
+    On PostgreSQL a server-side binding cursor on Django's connection, so each statement is prepared
+    once per connection and then only executed (Django's own cursors bind client-side and send the
+    full text every time: PostgreSQL parses and plans it again). Errors are Django's, as usual.
+    """
+    if not _is_postgres():
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+def _execute(cursor, sql: str, params) -> None:
+    """Execute through Django's ``connection.execute_wrappers`` (so they see these statements too)."""
+    if _is_postgres():
+        def run(sql, params, many, context):
+            return cursor.execute(sql, params, prepare=True)
+    else:
+        def run(sql, params, many, context):
+            return cursor.execute(sql, params)
+    for wrapper in reversed(connection.execute_wrappers):
+        run = functools.partial(wrapper, run)
+    run(sql, params, False, {"connection": connection, "cursor": cursor})
+
+
+@dataclass
+class Locked:
+    """The locked accounts, and what else the rules read, read after the locks were taken."""
+
+    accounts: dict[int, Account]
+    overdue: Decimal  # of ``overdue_of``
+    pair: TransferPair | None
+    key: tuple | None  # (operation, request_fingerprint, result_id) of an idempotency key already used
+
+
+def _lock_sql(pks) -> str:
+    sql = (f"SELECT {', '.join(f'a.{c}' for c in ACCOUNT_COLUMNS)}, e.company_id FROM accounts_account a "
+           f"LEFT JOIN accounts_enterprise e ON e.id = a.enterprise_id "
+           f"WHERE a.id IN ({', '.join(['%s'] * len(pks))}) ORDER BY a.id")
+    return sql + " FOR NO KEY UPDATE OF a" if _is_postgres() else sql
+
+
+def _after_lock_sql(*, on, overdue_of, pair, key) -> tuple[str, list]:
+    columns, params = [], []
+    if overdue_of is not None:
+        columns.append("(SELECT SUM(b.unpaid_amount) FROM accounts_bill b "
+                       "WHERE b.account_id = %s AND b.unpaid_amount > 0 AND b.due_date < %s)")
+        params += [overdue_of, connection.ops.adapt_datefield_value(on)]
+    else:
+        columns.append("NULL")
+    columns += ["p.id", "p.remaining_revocable", "p.total_transferred",
+                "k.operation", "k.request_fingerprint", "k.result_id"]
+    params += [*(pair or (None, None)), key]
+    return (f"SELECT {', '.join(columns)} FROM (SELECT 1 AS one) AS one "
+            "LEFT JOIN accounts_transferpair p ON p.source_id = %s AND p.target_id = %s "
+            "LEFT JOIN core_idempotencykey k ON k.key = %s", params)
+
+
+def lock_and_read(pks, *, on, overdue_of: int | None = None, pair: tuple[int, int] | None = None,
+                  key: str | None = None) -> Locked:
+    """Lock the accounts ``pks`` in primary key order (R-TR-7) and read them fresh; then read
+    ``overdue_of``'s overdue amount on ``on`` (R-MON-2), the (source, target) ``pair`` and the ``key``.
+
+    The accounts carry only the columns of ``ACCOUNT_COLUMNS`` (others are deferred) and their
+    ``enterprise`` with its company id. ``FOR NO KEY UPDATE``: see ``services._lock_accounts``; SQLite
+    has no row locks (its write transactions are serialized). On PostgreSQL both statements (and the
+    BEGIN before them) go in one pipeline: one round trip; the second still starts, with its own
+    snapshot, once the first holds the locks.
+    """
+    pks = sorted(set(pks))
+    after_sql, after_params = _after_lock_sql(on=on, overdue_of=overdue_of, pair=pair, key=key)
+    with _cursor() as lock_cursor, _cursor() as read_cursor:
+        with connection.connection.pipeline() if _is_postgres() else nullcontext():
+            _execute(lock_cursor, _lock_sql(pks), pks)
+            _execute(read_cursor, after_sql, after_params)
+            rows = lock_cursor.fetchall()
+            overdue, pair_id, remaining, total, operation, fingerprint, result_id = read_cursor.fetchone()
+    names = list(ACCOUNT_COLUMNS)
+    accounts = {}
+    for row in rows:
+        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
+        account = Account.from_db(connection.alias, names, values)
+        if account.enterprise_id is not None:
+            account.enterprise = Enterprise(pk=account.enterprise_id, company_id=row[-1])
+        accounts[account.pk] = account
+    found_pair = None
+    if pair_id is not None:
+        found_pair = TransferPair(id=pair_id, source_id=pair[0], target_id=pair[1],
+                                  remaining_revocable=money(remaining), total_transferred=money(total))
+    return Locked(accounts=accounts, overdue=money(overdue), pair=found_pair,
+                  key=(operation, fingerprint, result_id) if operation is not None else None)
+
+
+class WriteBatch:
+    """Inserts and updates sent at once: one data-modifying ``WITH`` on PostgreSQL, one by one on SQLite.
+
+    Each part is named; a later part refers to the id an earlier part returned as ``{name}`` in its SQL.
+    The parts must not depend on each other's effects otherwise (in a ``WITH`` they all see the same
+    snapshot). ``run`` returns the ids of the parts added with ``returning=True``.
+    """
+
+    def __init__(self):
+        self.parts: list[tuple[str, str, list, bool]] = []
+
+    def add(self, name: str, sql: str, params=(), *, returning: bool = False) -> None:
+        self.parts.append((name, sql, list(params), returning))
+
+    def run(self) -> dict[str, int]:
+        returned = [name for name, _, _, returning in self.parts if returning]
+        with _cursor() as cursor:
+            if _is_postgres():
+                refs = {name: f"(SELECT id FROM {name})" for name in returned}
+                ctes, params = [], []
+                for name, sql, part_params, returning in self.parts:
+                    ctes.append(f"{name} AS ({sql.format(**refs)}{' RETURNING id' if returning else ''})")
+                    params += part_params
+                select = ", ".join(refs[name] for name in returned) or "1"
+                _execute(cursor, f"WITH {', '.join(ctes)} SELECT {select}", params)
+                return dict(zip(returned, cursor.fetchone()))
+            ids: dict[str, int] = {}
+            for name, sql, part_params, returning in self.parts:
+                sql = sql.format(**{k: int(v) for k, v in ids.items()})
+                _execute(cursor, sql + (" RETURNING id" if returning else ""), part_params)
+                if returning:
+                    ids[name] = cursor.fetchone()[0]
+            return ids
+
+
+def _at(at):
+    return connection.ops.adapt_datetimefield_value(at)
+
+
+def _amount(value: Decimal):
+    return connection.ops.adapt_decimalfield_value(value, 20, 2)
+
+
+def add_operation(batch: WriteBatch, *, kind: str, actor_id, description: str, at) -> None:
+    """The operation row (``op``) with its external amount 0: money moved inside the enterprise."""
+    batch.add("op", "INSERT INTO accounts_operation (kind, external_amount, actor_id, description, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+              [kind, _amount(ZERO), actor_id, description, _at(at)], returning=True)
+
+
+def add_postings(batch: WriteBatch, changes: list[tuple[Account, str, Decimal]], *, at) -> None:
+    """Ledger rows of operation ``op`` and the matching balance changes of the locked accounts (R-MON-4).
+
+    ``changes`` are (account, bucket, signed amount); the in-memory accounts get the new balances too.
+    """
+    rows, params = [], []
+    per_account: dict[int, dict[str, Decimal]] = {}
+    for account, bucket, delta in changes:
+        if delta == 0:
+            continue
+        field = LedgerEntry.BUCKET_FIELDS[bucket]
+        setattr(account, field, getattr(account, field) + delta)
+        rows.append("({op}, %s, %s, %s, %s)")
+        params += [account.pk, bucket, _amount(delta), _at(at)]
+        per_account.setdefault(account.pk, {}).setdefault(field, ZERO)
+        per_account[account.pk][field] += delta
+    batch.add("ledger", "INSERT INTO accounts_ledgerentry (operation_id, account_id, bucket, amount, created_at) "
+                        f"VALUES {', '.join(rows)}", params)
+    # Parts are named by position, not by account: the statement's text must not depend on the accounts,
+    # or it would be prepared again for every pair of accounts.
+    for position, (pk, deltas) in enumerate(per_account.items()):
+        sets = ", ".join(f"{field} = {field} + %s" for field in deltas)
+        batch.add(f"balances_{position}", f"UPDATE accounts_account SET {sets} WHERE id = %s",
+                  [_amount(d) for d in deltas.values()] + [pk])
+
+
+def add_pair_transfer(batch: WriteBatch, *, source_id: int, target_id: int, amount: Decimal) -> None:
+    """A transfer adds to the (source, target) pair's remaining revocable and total transferred (R-TR-3)."""
+    batch.add("pair", "INSERT INTO accounts_transferpair (source_id, target_id, remaining_revocable, total_transferred) "
+                      "VALUES (%s, %s, %s, %s) ON CONFLICT (source_id, target_id) DO UPDATE SET "
+                      "remaining_revocable = accounts_transferpair.remaining_revocable + excluded.remaining_revocable, "
+                      "total_transferred = accounts_transferpair.total_transferred + excluded.total_transferred",
+              [source_id, target_id, _amount(amount), _amount(amount)])
+
+
+def add_pair_withdrawal(batch: WriteBatch, *, pair: TransferPair, amount: Decimal) -> None:
+    """A withdrawal takes from the pair's remaining revocable amount (R-TR-5)."""
+    pair.remaining_revocable -= amount
+    batch.add("pair", "UPDATE accounts_transferpair SET remaining_revocable = remaining_revocable - %s WHERE id = %s",
+              [_amount(amount), pair.pk])
+
+
+def add_transfer_record(batch: WriteBatch, *, kind: str, payer_id: int, payee_id: int, amount: Decimal, remark: str,
+                        actor_id, at) -> None:
+    batch.add("record", "INSERT INTO accounts_transferrecord (kind, payer_id, payee_id, amount, remark, actor_id, "
+                        "operation_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, {op}, %s)",
+              [kind, payer_id, payee_id, _amount(amount), remark, actor_id, _at(at)], returning=True)
+
+
+def add_audit_event(batch: WriteBatch, *, action: str, object_type: str, repr_prefix: str, enterprise_id, actor_id,
+                    before_json: str, after_json: str, ip, at) -> None:
+    """The audit event (R-AU-1) of the record ``record``; its ``object_repr`` is ``repr_prefix (id)``."""
+    batch.add("audit", "INSERT INTO core_auditevent (enterprise_id, actor_id, action, object_type, object_id, "
+                       "object_repr, before, after, ip_address, created_at) "
+                       "VALUES (%s, %s, %s, %s, CAST({record} AS VARCHAR(64)), %s || CAST({record} AS VARCHAR(64)) "
+                       "|| ')', %s, %s, %s, %s)",
+              [enterprise_id, actor_id, action, object_type, f"{repr_prefix} (", before_json, after_json, ip, _at(at)])
+
+
+def add_idempotency_key(batch: WriteBatch, claim, *, result_type: str) -> None:
+    """The request's idempotency key with its result, the record ``record`` (R-TR-7)."""
+    batch.add("idem", "INSERT INTO core_idempotencykey (key, operation, request_fingerprint, result_type, result_id, "
+                      "created_at) VALUES (%s, %s, %s, %s, {record}, %s)",
+              [claim.key, claim.operation, claim.fingerprint, result_type, _at(claim.at)])
