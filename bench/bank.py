@@ -116,6 +116,7 @@ class Response:
     status: int
     headers: dict
     body: str
+    attempts: int = 1
 
 
 class TransportError(Exception):
@@ -206,6 +207,8 @@ class Record:
     transport_errors: list = field(default_factory=list)
     keys: dict = field(default_factory=dict)  # idempotency key -> {"op", "outcome", "message", ...}
     double_submits: Counter = field(default_factory=Counter)
+    keyed_retried: Counter = field(default_factory=Counter)  # keyed POSTs answered only after a retry
+    key_counts: dict = field(default_factory=dict)  # op -> (records in the database, keys answered done)
     payees: set = field(default_factory=set)  # accounts that received a transfer: withdrawals go there
     requests: int = 0
 
@@ -253,6 +256,7 @@ class Client:
                     self.record.retries[f"{op} after {response.status}"] += 1
                 time.sleep(min(2.0, 0.05 * 2 ** attempt) * self.rng.uniform(0.5, 1.0))
                 continue
+            response.attempts = attempt
             return response
         raise TransportError(f"{method} {path}: no answer after {RETRIES} attempts")
 
@@ -375,6 +379,10 @@ class Client:
                 outcomes.append(("refused", " ".join(errors)))
         for outcome, message in outcomes:
             self.note_key(key, op, outcome, message, **extra)
+        for response, (outcome, _) in zip(responses, outcomes):
+            if response.attempts > 1:
+                with self.record.lock:
+                    self.record.keyed_retried[f"{op} {outcome}"] += 1
         if op == "transfer" and any(o == "done" for o, _ in outcomes):
             with self.record.lock:
                 self.record.payees.add(extra["account"])
@@ -715,6 +723,7 @@ def verify(record: Record, setup: dict) -> list[str]:
                            ("credit limit", CreditChangeRecord, {"account__isnull": False}),
                            ("charge", Charge, {}), ("top-up", TopUp, {"operation__actor__isnull": False})):
         in_db = model.objects.filter(**flt).count()
+        record.key_counts[op] = (in_db, keyed_done[op])
         if in_db != keyed_done[op]:
             problems.append(f"{op}: {in_db} records but {keyed_done[op]} keys answered done")
     return problems
@@ -823,6 +832,8 @@ def run(args) -> dict:
         "server_exceptions_connection_lost": sum(lost.values()),
         "server_retries_after_lost_connection": server_retries,
         "client_retries": dict(record.retries),
+        "keyed_answered_after_retry": dict(record.keyed_retried),
+        "records_vs_keys_done": record.key_counts,
         "check_failures": problems,
         "anomalies": record.anomalies,
     }
@@ -844,6 +855,10 @@ def print_summary(s: dict) -> None:
           f"{s['server_exceptions_connection_lost']}; services retried by the server after a lost "
           f"connection: {s['server_retries_after_lost_connection']}")
     print("  client retries:     " + (", ".join(f"{k} {v}" for k, v in sorted(s['client_retries'].items())) or "none"))
+    print("  keyed POSTs answered after a retry (same key): "
+          + (", ".join(f"{k} {v}" for k, v in sorted(s['keyed_answered_after_retry'].items())) or "none"))
+    print("  records in the database / keys answered done: "
+          + ", ".join(f"{k} {a}/{b}" for k, (a, b) in sorted(s['records_vs_keys_done'].items())))
     print(f"  checks failed:      {len(s['check_failures'])}")
     for p in s["check_failures"][:30]:
         print(f"    - {p}")
