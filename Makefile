@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+BANK_SECONDS ?= 60
+BANK_CLIENTS ?= 16
 
 .PHONY: run test install migrate demo check-ledger bank clean
 
@@ -31,6 +33,11 @@ run: demo
 test: $(STAMP)
 	@sh scripts/ensure_chromium.sh || true
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Bank test (issue 5): 16 HTTP clients against gunicorn on a scratch PostgreSQL database, with faults.
+bank: $(STAMP)
+	@sh scripts/ensure_postgres.sh
+	$(BIN)/python bench/bank.py --seconds $(BANK_SECONDS) --clients $(BANK_CLIENTS) --faults
 
 check-ledger: $(STAMP)
 	$(BIN)/python manage.py check_ledger

@@ -1,6 +1,8 @@
 """The back office (R-ORG-6): account managers grant credit, set risk flags, verify companies, and record
 top-ups and charges. Balances and the ledger are read-only here: every change goes through the services."""
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -76,6 +78,9 @@ class AuditedAdminMixin:
 class AmountForm(forms.Form):
     amount = forms.CharField(max_length=40, help_text="Positive, at most 2 decimals.")
     description = forms.CharField(max_length=200, required=False)
+    # Made when the form is shown: a form sent twice (double click, a retry after a lost response)
+    # records the top-up or charge once (R-TR-7).
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=80, required=False)
 
 
 class CreditGrantForm(forms.Form):
@@ -193,12 +198,13 @@ class AccountAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         account = get_object_or_404(Account, pk=pk)
-        form = AmountForm(request.POST or None)
+        form = AmountForm(request.POST or None, initial={"idempotency_key": uuid.uuid4().hex})
         if request.method == "POST" and form.is_valid():
             service = services.top_up if kind == "top_up" else services.charge
             try:
                 service(actor=request.user, account=account, amount=form.cleaned_data["amount"],
-                        description=form.cleaned_data["description"])
+                        description=form.cleaned_data["description"],
+                        idempotency_key=form.cleaned_data["idempotency_key"] or None)
             except DomainError as exc:
                 form.add_error("amount", exc.message)
             else:

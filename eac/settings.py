@@ -100,6 +100,10 @@ DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite
 _db = dj_database_url.parse(DATABASE_URL)
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = 0  # the pool keeps connections
+    # The pool checks a connection when it hands it out (Django passes psycopg_pool's check_connection), so
+    # a connection the server ended while it sat idle in the pool (restart, pg_terminate_backend) is replaced
+    # instead of failing the next request. Connections that broke in use are discarded when given back.
+    _db["CONN_HEALTH_CHECKS"] = True
     _db["OPTIONS"] = {
         "pool": {
             "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
@@ -199,5 +203,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "eac": {"handlers": ["console"], "level": os.environ.get("EAC_LOG_LEVEL", "INFO")},
+        # An unhandled exception (a 500) is written with its traceback to stderr (gunicorn's log) even with
+        # DEBUG off; Django's own console handler only logs with DEBUG on.
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
     },
 }

@@ -238,3 +238,30 @@ def test_user_changes_in_the_backoffice_are_audited_R_AU_1(staff_client, ent):
     assert User.objects.get(pk=member.pk).role == "admin"
     event = AuditEvent.objects.get(action="backoffice_change", object_id=str(member.pk))
     assert (event.before["role"], event.after["role"]) == ("member", "admin")
+
+
+@pytest.mark.parametrize("kind", ["top_up", "charge"])
+def test_backoffice_money_form_sent_twice_with_its_key_is_recorded_once_R_TR_7(staff_client, ent, kind):
+    """The top-up and charge forms carry an idempotency key made when the form is shown: a double click
+    or a retry after a lost response records the money once (found by the bank test, bench/bank.py)."""
+    import re
+
+    from accounts.models import Charge
+
+    enterprise, ma, admin = ent
+    a = fund(make_account(enterprise=enterprise), "100.00")
+    url = reverse(f"admin:accounts_account_{kind}", args=[a.pk])
+    page = staff_client.get(url).content.decode()
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)
+    assert key != re.search(r'name="idempotency_key" value="([0-9a-f]{32})"',
+                            staff_client.get(url).content.decode()).group(1)  # a new key per form shown
+    for _ in range(2):
+        response = staff_client.post(url, {"amount": "40.00", "description": "twice", "idempotency_key": key})
+        assert response.status_code == 302
+    model = TopUp if kind == "top_up" else Charge
+    assert model.objects.filter(account=a, operation__description="twice").count() == 1
+    assert figures(a)[0] == (D("140.00") if kind == "top_up" else D("60.00"))
+    # The same key with another amount is refused at the field, and changes nothing.
+    response = staff_client.post(url, {"amount": "41.00", "idempotency_key": key})
+    assert response.status_code == 200 and services.MSG_IDEMPOTENCY_MISMATCH in response.content.decode()
+    assert model.objects.filter(account=a).count() == (2 if kind == "top_up" else 1)
