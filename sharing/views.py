@@ -57,12 +57,17 @@ def _admin_asset(request, pk):
 
 
 def _done(request, message: str, *, redirect_to: str):
-    """After a successful POST: HTMX closes the drawer and refreshes the list; otherwise redirect (PRG)."""
-    messages.success(request, message)
+    """After a successful POST: HTMX gets an empty drawer (it closes), the message swapped in out of band, and
+    ``assetsChanged`` to refresh the list (the console's drawer contract); otherwise redirect (PRG).
+
+    The event is raised on the requesting element, which must still be in the page: a ``closeDrawer`` event
+    raised first would detach it and ``assetsChanged`` would never reach the list.
+    """
     if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Trigger"] = json.dumps({"closeDrawer": True, "assetsChanged": True})
+        response = render(request, "console/drawers/_done.html", {"flash": message})
+        response["HX-Trigger"] = "assetsChanged"
         return response
+    messages.success(request, message)
     return redirect(redirect_to)
 
 

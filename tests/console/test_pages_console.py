@@ -65,6 +65,16 @@ def test_member_gets_403_for_the_audit_log_R_AU_1(client, world, htmx):
     assert client.get(url("audit_log"), headers=HX if htmx else {}).status_code == 403
 
 
+@pytest.mark.parametrize("name", ["transfer_records", "credit_control", "contracts", "messages"])
+def test_navigation_shows_the_audit_log_to_the_administrator_only_R_AU_1(client, world, name):
+    """A member user's navigation has no link to the audit log it would be refused (found in Chromium)."""
+    audit_link = f'href="{url("audit_log")}"'.encode()
+    client.force_login(world.member)
+    assert audit_link not in client.get(url(name)).content
+    client.force_login(world.admin)
+    assert audit_link in client.get(url(name)).content
+
+
 @pytest.mark.parametrize("htmx", [False, True])
 @pytest.mark.parametrize("name", PAGES)
 def test_admin_of_another_enterprise_never_sees_this_enterprises_data_R_ORG_6(client, world, name, htmx):
