@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -138,19 +139,38 @@ def _preview_side(title: str, side: dict) -> dict:
     return {"title": title, "account": side["account"], "rows": rows}
 
 
-def _transfer_choices(account, user):
-    """The transfer-out accounts (with their transferable amount) and the withdrawal sources (with theirs)."""
-    others = list(selectors.visible_accounts(user).exclude(pk=account.pk).select_related("enterprise")
-                  .order_by("name", "account_id"))
-    payers = {a.pk: a for a in others}
+PAYER_CHOICES_LIMIT = 50
+
+
+def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=None):
+    """The transfer-out accounts (with their transferable amount) and the withdrawal sources (with theirs).
+
+    An enterprise may have thousands of accounts: the transfer-out list shows at most 50, those with the most own
+    cash first, narrowed by a search on name or account ID; the chosen one is always kept in the list.
+    """
+    candidates = selectors.visible_accounts(user).exclude(pk=account.pk).select_related("enterprise")
+    query = (payer_query or "").strip()[:100]
+    matching = candidates.filter(Q(name__icontains=query) | Q(account_id__startswith=query)) if query else candidates
+    shown = list(matching.order_by("-own_cash", "name", "pk")[:PAYER_CHOICES_LIMIT + 1])
+    more = len(shown) > PAYER_CHOICES_LIMIT
+    shown = shown[:PAYER_CHOICES_LIMIT]
+    try:
+        selected = int(selected_payer) if selected_payer not in (None, "") else None
+    except (TypeError, ValueError):
+        selected = None
+    if selected is not None and selected not in {a.pk for a in shown}:
+        chosen = candidates.filter(pk=selected).first()
+        if chosen is not None:
+            shown.insert(0, chosen)
+    payers = {a.pk: a for a in shown}
     payer_choices = [(a.pk, f"{label(a)} · transferable {format_money(selectors.transferable_amount(a))}")
-                     for a in others]
+                     for a in shown]
     sources = {s.pk: s for s in selectors.withdrawal_sources(account).filter(enterprise_id=account.enterprise_id)
                .select_related("enterprise")}
     source_choices = [(s.pk, f"{label(s)} · withdrawable "
                              f"{format_money(selectors.withdrawable_amount(source=s, target=account))}")
                       for s in sources.values()]
-    return payers, payer_choices, sources, source_choices
+    return payers, payer_choices, sources, source_choices, {"query": query, "more": more}
 
 
 @login_required
@@ -159,9 +179,10 @@ def transfer_drawer(request, pk):
     """Opened on account X, always the transfer-in side: Transfer moves money from the chosen account into
     X's transfer book balance; Withdraw moves it from X back to one of X's past sources."""
     account = admin_account(request, pk)
-    payers, payer_choices, sources, source_choices = _transfer_choices(account, request.user)
-    choices = {"payer_choices": payer_choices, "source_choices": source_choices}
     data = request.POST if request.method == "POST" else request.GET
+    payers, payer_choices, sources, source_choices, payer_search = _transfer_choices(
+        account, request.user, payer_query=data.get("payer_q", ""), selected_payer=data.get("payer"))
+    choices = {"payer_choices": payer_choices, "source_choices": source_choices}
     kind = TransferForm.TYPE_WITHDRAW if data.get("type") == TransferForm.TYPE_WITHDRAW else TransferForm.TYPE_TRANSFER
     step = request.POST.get("step", "edit") if request.method == "POST" else "edit"
     preview = None
@@ -171,7 +192,7 @@ def transfer_drawer(request, pk):
         initial = {"type": kind, "idempotency_key": new_idempotency_key()}
         if request.method == "POST":
             initial.update({k: v for k, v in request.POST.items() if k in ("payer", "source", "amount", "remark",
-                                                                              "idempotency_key")})
+                                                                              "idempotency_key", "payer_q")})
             initial["type"] = kind
         form = TransferForm(initial=initial, **choices)
         step = "edit"
@@ -197,6 +218,8 @@ def transfer_drawer(request, pk):
         "preview": preview,
         "transferable": selectors.transferable_amount(account),
         "has_sources": bool(source_choices),
+        "payer_search": payer_search,
+        "payer_choices_limit": PAYER_CHOICES_LIMIT,
     })
 
 

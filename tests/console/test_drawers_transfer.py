@@ -252,3 +252,48 @@ def test_member_cannot_post_a_transfer_R_TR_1(client, world):
                     remark="x", idempotency_key="k-m")
     assert response.status_code == 403
     assert not TransferRecord.objects.exists()
+
+
+def _many_accounts(enterprise, n):
+    """n more funded accounts, own cash 1.00 .. n.00 (so the ordering by own cash is known)."""
+    return [fund(make_account(enterprise=enterprise, name=f"Bulk {i:03d}"), f"{i}.00") for i in range(1, n + 1)]
+
+
+def test_transfer_out_list_is_capped_and_ordered_by_own_cash_for_large_enterprises_R_TR_2(client, world):
+    """Thousands of accounts must not become a select of thousands of options: 50 at most, most own cash first."""
+    _many_accounts(world.enterprise, 60)
+    response = client.get(world.url, headers=HX)
+    choices = [c for c in response.context["form"].fields["payer"].choices if c[0] != ""]
+    assert len(choices) == 50
+    assert choices[0][0] == world.a.pk  # Alpha has 1,000.00 of own cash
+    assert "Showing the 50 accounts with the most own cash" in response.content.decode()
+
+
+def test_transfer_out_search_narrows_by_name_or_account_id_R_TR_2(client, world):
+    bulk = _many_accounts(world.enterprise, 60)
+    response = client.get(world.url, {"payer_q": "Bulk 007"}, headers=HX)
+    assert [c[0] for c in response.context["form"].fields["payer"].choices if c[0] != ""] == [bulk[6].pk]
+    response = client.get(world.url, {"payer_q": bulk[2].account_id}, headers=HX)
+    assert [c[0] for c in response.context["form"].fields["payer"].choices if c[0] != ""] == [bulk[2].pk]
+
+
+def test_transfer_from_an_account_outside_the_first_50_goes_through_review_and_confirm_R_TR_3(client, world):
+    bulk = _many_accounts(world.enterprise, 60)
+    poorest = bulk[0]  # own cash 1.00: not among the 50 shown by default
+    key = key_of(client, world.url)
+    data = {"type": "transfer", "payer": poorest.pk, "amount": "0.50", "remark": "small top-up",
+            "idempotency_key": key}
+    review = post(client, world.url, "review", **data)
+    assert review.context["step"] == "review"
+    done = post(client, world.url, "confirm", **data)
+    assert done.status_code == 200 and done.headers.get("HX-Trigger") == "accountChanged"
+    assert balances(poorest, world.b) == [(Decimal("0.50"), Decimal("0.00")), (Decimal("0.00"), Decimal("0.50"))]
+
+
+def test_transfer_out_search_never_lists_another_enterprises_accounts_R_ORG_6(client, world):
+    other, other_ma, _ = make_enterprise(name="Globex")
+    stranger = fund(make_account(enterprise=other, name="Globex rich"), "99999.00")
+    response = client.get(world.url, {"payer_q": "Globex"}, headers=HX)
+    assert [c for c in response.context["form"].fields["payer"].choices if c[0] != ""] == []
+    response = client.get(world.url, {"payer": stranger.pk}, headers=HX)
+    assert stranger.pk not in [c[0] for c in response.context["form"].fields["payer"].choices]
