@@ -41,7 +41,7 @@ from .models import (
     TransferRecord,
     User,
 )
-from .signals import membership_changed
+from .signals import company_changed, membership_changed
 
 M = format_money
 
@@ -82,6 +82,8 @@ MSG_ALREADY_INVITED = "Account {account} already has an open invitation."
 MSG_INVITATION_CLOSED = "This invitation is {status}; it can no longer be answered."
 MSG_UNKNOWN_ACCOUNT = "No account has the ID {account_id}."
 MSG_REMOVE_MANAGEMENT = "The management account cannot be removed from its own directory."
+MSG_REMOVE_TRANSFER_BOOK = ("Account {account} still has a transfer book balance of {amount}: withdraw it to its "
+                            "source accounts (or let the account spend it) before removing the account (R-TR-4).")
 MSG_REMOVE_CREDIT = "Account {account} still has a credit limit of {limit}; set it to 0.00 before removing it."
 MSG_NO_ACCOUNTS = "Select at least one account."
 
@@ -136,6 +138,16 @@ def _lock_enterprise(enterprise_id) -> Enterprise:
     for it while the credit limit change waited for those accounts: a deadlock.
     """
     return Enterprise.objects.select_for_update(no_key=True).get(pk=enterprise_id)
+
+
+def lock_directory(enterprise_id) -> Enterprise:
+    """Serialize, per enterprise, changes of directory membership with the resolution of folder scopes.
+
+    Moving, admitting or removing an account and sharing an asset with folders both take this lock first
+    (before accounts and assets), so a share never misses an account that moved into its folder meanwhile,
+    nor keeps one that moved out (R-SH-2).
+    """
+    return _lock_enterprise(enterprise_id)
 
 
 def _post(operation: Operation, changes: list[tuple[Account, str, Decimal]], *, at) -> None:
@@ -672,6 +684,9 @@ def account_flags_set(*, actor, account: Account, pay_on_behalf: bool | None = N
     if verified_company_id is not None:
         account.verified_company_id = verified_company_id.strip()
     account.save(update_fields=["pay_on_behalf", "risk_flag", "verified_company_id"])
+    if account.verified_company_id != before["verified_company_id"]:
+        company_changed.send(sender=Account, account=account, old_company_id=before["verified_company_id"],
+                             at=timezone.now())
     audit_event(actor=actor, action="account_flags_set", obj=account, enterprise=account.enterprise, before=before,
                 after={"pay_on_behalf": account.pay_on_behalf, "risk_flag": account.risk_flag,
                        "verified_company_id": account.verified_company_id})
@@ -763,8 +778,14 @@ def _send_one_reminder(pk, *, now, today) -> int:
             or (account.alert_last_reminder_on is not None and account.alert_last_reminder_on >= today)):
         return 0
     available = account.available_credit
-    if available >= account.alert_threshold or selectors.is_overdue(account, on=today):
-        return 0  # stops when back at or above the threshold, or once overdue (R-AL-5)
+    if available >= account.alert_threshold:
+        return 0  # back at or above the threshold: the next balance change ends the episode (R-AL-3)
+    if selectors.is_overdue(account, on=today):
+        # Reminders stop for good once the account is overdue, even if a later payment clears the overdue
+        # amount while it stays below the threshold; a new episode starts only after it recovers (R-AL-5).
+        account.alert_reminders_sent = settings.EAC_ALERT_REMINDER_DAYS
+        account.save(update_fields=["alert_reminders_sent"])
+        return 0
     account.alert_reminders_sent += 1
     account.alert_last_reminder_on = today
     account.save(update_fields=["alert_reminders_sent", "alert_last_reminder_on"])
@@ -872,6 +893,7 @@ def accounts_move(*, actor, accounts, folder: Folder) -> list[Account]:
     pks = [_pk(a) for a in accounts]
     if not pks:
         raise DomainError(MSG_NO_ACCOUNTS, field="accounts")
+    lock_directory(folder.enterprise_id)
     locked = _lock_accounts(*pks)
     at = timezone.now()
     for account in locked.values():
@@ -951,6 +973,8 @@ def _invitation_respond(*, actor, invitation: Invitation, accept: bool) -> Invit
         raise DomainError(MSG_INVITATION_CLOSED.format(status="expired"))  # expired a moment ago
     if invitation.status != Invitation.Status.INVITED:
         raise DomainError(MSG_INVITATION_CLOSED.format(status=invitation.get_status_display().lower()))
+    if accept:
+        lock_directory(invitation.enterprise_id)
     account = _lock_accounts(invitation.account_id)[invitation.account_id]
     if accept:
         if account.enterprise_id is not None:
@@ -972,13 +996,23 @@ def _invitation_respond(*, actor, invitation: Invitation, accept: bool) -> Invit
 
 @atomic_service
 def account_remove(*, actor, account: Account) -> Account:
-    """Remove an account from the directory; it loses folder-scoped shares at once (R-ORG-4, R-SH-2)."""
+    """Remove an account from the directory; it loses folder-scoped shares at once (R-ORG-4, R-SH-2).
+
+    Refused while the account has a credit limit (allocated from the enterprise's credit) or a transfer book
+    balance: money transferred to it could no longer be withdrawn by its source once it left (R-TR-1, R-TR-4).
+    """
+    enterprise_id = require_enterprise_admin(actor)
+    lock_directory(enterprise_id)
     account = _lock_accounts(account)[account.pk]
-    require_enterprise_admin(actor, account.enterprise_id)
+    if account.enterprise_id != enterprise_id:  # another enterprise's, or in no directory at all
+        raise PermissionDenied(MSG_NOT_ADMIN)
     if account.is_management:
         raise DomainError(MSG_REMOVE_MANAGEMENT)
     if account.credit_limit > 0:
         raise DomainError(MSG_REMOVE_CREDIT.format(account=account.account_id, limit=M(account.credit_limit)))
+    if account.transfer_book_balance > 0:
+        raise DomainError(MSG_REMOVE_TRANSFER_BOOK.format(account=account.account_id,
+                                                          amount=M(account.transfer_book_balance)))
     now = timezone.now()
     old_folder, old_enterprise = account.folder, account.enterprise
     account.enterprise = None

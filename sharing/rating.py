@@ -274,7 +274,7 @@ def rate_batch(*, batch_size: int = DEFAULT_BATCH, through_service: bool = False
         return 0
     now = timezone.now()
     # Lock order: accounts by primary key, then assets by primary key (as the account services do).
-    accounts = {a.pk: a for a in Account.objects.select_for_update(of=("self",)).select_related("enterprise")
+    accounts = {a.pk: a for a in Account.objects.select_for_update(of=("self",), no_key=True).select_related("enterprise")
                 .filter(pk__in={r.account_id for r in records}).order_by("pk")}
     batch = _Batch(records)
     deductions, to_charge = [], []

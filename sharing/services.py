@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from django.utils import timezone
 
 from accounts.models import Account, Folder
-from accounts.services import require_account_manager, require_enterprise_admin
+from accounts.services import lock_directory, require_account_manager, require_enterprise_admin
 from core.audit import audit_event
 from core.db import atomic_service
 from core.errors import DomainError, PermissionDenied
@@ -46,6 +46,7 @@ def _pks(values) -> list[int]:
 def _enterprise_asset(actor, asset) -> tuple[int, Asset]:
     """Lock the asset and check that the actor administers the enterprise of its owner (R-SH-8)."""
     enterprise_id = require_enterprise_admin(actor)
+    lock_directory(enterprise_id)  # before the asset: no membership change can slip past a folder scope (R-SH-2)
     asset = Asset.objects.select_for_update(of=("self",)).select_related("owner__enterprise").get(pk=asset.pk)
     if asset.owner.enterprise_id != enterprise_id:
         raise PermissionDenied(MSG_NOT_ENTERPRISE_ASSET.format(asset=asset.asset_id), rule="R-SH-8")
@@ -218,6 +219,8 @@ def asset_provision(*, actor, owner: Account, asset_type: str, valid_from, valid
         raise DomainError("Choose an asset type.", field="asset_type")
     if valid_to <= valid_from:
         raise DomainError(MSG_VALIDITY, field="valid_to")
+    if owner.enterprise_id is not None:
+        lock_directory(owner.enterprise_id)  # the automatic rule may resolve a folder scope (R-SH-2, R-SH-3)
     at = timezone.now()
     fields = {"products": _products(products)}
     if asset_type == AssetType.SAVINGS_PLAN:
@@ -346,3 +349,21 @@ def on_membership_changed(sender, *, account, old_enterprise_id, old_folder, new
         Grant.objects.filter(account=account, asset_id__in=end, effective_to__isnull=True).update(effective_to=at)
     if uncover_clear or end:
         UncoveredAccount.objects.filter(account=account, asset_id__in=uncover_clear + end).delete()
+
+
+def on_company_changed(sender, *, account, old_company_id, at, **kwargs) -> None:
+    """Runs inside the re-verification transaction: grants between different companies end at once (R-SH-5).
+
+    The account stops receiving assets of owners of another company, and its own assets stop applying to
+    accounts of another company. Usage before ``at`` keeps its deductions (R-SH-7).
+    """
+    company = account.verified_company_id
+    received = Grant.objects.filter(account=account, effective_to__isnull=True)
+    if company:
+        received = received.exclude(asset__owner__verified_company_id=company)
+    given = Grant.objects.filter(asset__owner=account, effective_to__isnull=True).exclude(account=account)
+    if company:
+        given = given.exclude(account__verified_company_id=company)
+    ended = list(received.values_list("pk", flat=True)) + list(given.values_list("pk", flat=True))
+    if ended:
+        Grant.objects.filter(pk__in=ended).update(effective_to=at)

@@ -36,7 +36,7 @@ def test_every_console_change_is_an_audit_event_R_AU_1(ent):
     root = selectors.root_folder(enterprise)
     services.credit_limit_set(actor=admin, account=a, new_limit="200.00")
     services.transfer_create(actor=admin, payer=a, payee=b, amount="50.00", remark="x")
-    services.withdrawal_create(actor=admin, source=a, target=b, amount="20.00", remark="y")
+    services.withdrawal_create(actor=admin, source=a, target=b, amount="50.00", remark="y")  # all of it: removal needs an empty transfer book
     services.alert_set(actor=admin, account=a, enabled=True, threshold="10.00")
     folder = services.folder_create(actor=admin, parent=root, name="Ops")
     services.folder_rename(actor=admin, folder=folder, name="Operations")
