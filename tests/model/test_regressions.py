@@ -1,0 +1,46 @@
+"""Regressions found by the model-based test (``test_stateful_money.py``), kept as plain worked examples."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from accounts import services
+from accounts.models import Charge, TopUp
+from tests.factories import fund, make_account
+
+
+def test_charge_paid_from_both_balances_in_cents_floats_cannot_add_R_MON_5_R_MON_1(ent):
+    """0.10 from the transfer book balance + 0.20 from own cash = a charge of 0.30.
+
+    On SQLite the CHECK "parts sum to the amount" was evaluated in floating point (0.1 + 0.2 != 0.3)
+    and refused this charge with an IntegrityError.
+    """
+    enterprise, ma, admin = ent
+    payer = fund(make_account(enterprise=enterprise), "1000.00")
+    account = make_account(enterprise=enterprise)
+    services.transfer_create(actor=admin, payer=payer, payee=account, amount="0.10", remark="budget")
+    fund(account, "0.20")
+    record = services.charge(actor=None, account=account, amount="0.30")
+    assert (record.from_transfer_book, record.from_own_cash, record.billed) == (
+        Decimal("0.10"), Decimal("0.20"), Decimal("0.00"))
+
+
+def test_huge_charge_and_top_up_split_exactly_R_MON_5_R_MON_6_R_MON_1(ent):
+    enterprise, ma, admin = ent
+    account = fund(make_account(enterprise=enterprise), "261.18")
+    record = services.charge(actor=None, account=account, amount="999999999999.99")
+    assert record.billed == Decimal("999999999738.81")
+    top_up = services.top_up(actor=None, account=account, amount="999999999999.99")
+    assert (top_up.paid_bills, top_up.to_own_cash) == (Decimal("999999999738.81"), Decimal("261.18"))
+
+
+@pytest.mark.parametrize("model, field", [(Charge, "billed"), (TopUp, "to_own_cash")])
+def test_parts_that_do_not_sum_to_the_amount_are_refused_by_the_database_R_MON_1(ent, model, field):
+    enterprise, ma, admin = ent
+    account = fund(make_account(enterprise=enterprise), "100.00")
+    services.charge(actor=None, account=account, amount="100.30")
+    services.top_up(actor=None, account=account, amount="50.00")
+    row = model.objects.filter(account=account).order_by("-pk").first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        model.objects.filter(pk=row.pk).update(**{field: getattr(row, field) + Decimal("0.01")})
