@@ -8,6 +8,12 @@ from django.db.models import Case, DecimalField, F, Sum, Value, When
 from .models import Account, Bill, LedgerEntry, Operation
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+
+
+def _m(value) -> Decimal:
+    """Two places whatever the database returns (SQLite's SUM drops trailing zeros: ``0`` for ``0.00``)."""
+    return Decimal(value or 0).quantize(CENT)
 
 
 def ledger_differences() -> list[str]:
@@ -15,8 +21,8 @@ def ledger_differences() -> list[str]:
     problems: list[str] = []
     sums: dict[int, dict[str, Decimal]] = defaultdict(dict)
     for row in LedgerEntry.objects.values("account_id", "bucket").annotate(total=Sum("amount")).order_by():
-        sums[row["account_id"]][row["bucket"]] = row["total"]
-    unpaid = {r["account_id"]: r["s"] for r in
+        sums[row["account_id"]][row["bucket"]] = _m(row["total"])
+    unpaid = {r["account_id"]: _m(r["s"]) for r in
               Bill.objects.values("account_id").annotate(s=Sum("unpaid_amount")).order_by()}
     fields = LedgerEntry.BUCKET_FIELDS
     for account in Account.objects.values("pk", "account_id", *fields.values()).iterator(chunk_size=2000):
@@ -38,7 +44,7 @@ def ledger_differences() -> list[str]:
         default=F("amount"),
         output_field=DecimalField(max_digits=20, decimal_places=2),
     )
-    per_operation = {r["operation_id"]: r["s"] for r in
+    per_operation = {r["operation_id"]: _m(r["s"]) for r in
                      LedgerEntry.objects.values("operation_id").annotate(s=Sum(net)).order_by()}
     for op in Operation.objects.values("pk", "kind", "external_amount").iterator(chunk_size=5000):
         moved = per_operation.get(op["pk"], ZERO)

@@ -110,9 +110,15 @@ def require_account_manager(actor) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _lock_accounts(*pks) -> dict[int, Account]:
-    """Lock the accounts' rows in primary key order (R-TR-7) and return them fresh."""
+    """Lock the accounts' rows in primary key order (R-TR-7) and return them fresh.
+
+    ``FOR NO KEY UPDATE``: it serializes services on the account as ``FOR UPDATE`` does, but does not
+    block the ``FOR KEY SHARE`` lock PostgreSQL takes on a row when another transaction inserts a row
+    that references it (a ledger entry, an audit event); with ``FOR UPDATE`` those inserts waited on
+    the lock holder, and waits in opposite directions became deadlocks.
+    """
     pks = sorted({pk.pk if isinstance(pk, Account) else int(pk) for pk in pks})
-    rows = (Account.objects.select_for_update(of=("self",)).select_related("enterprise")
+    rows = (Account.objects.select_for_update(of=("self",), no_key=True).select_related("enterprise")
             .filter(pk__in=pks).order_by("pk"))
     found = {a.pk: a for a in rows}
     missing = [pk for pk in pks if pk not in found]
@@ -122,7 +128,13 @@ def _lock_accounts(*pks) -> dict[int, Account]:
 
 
 def _lock_enterprise(enterprise_id) -> Enterprise:
-    return Enterprise.objects.select_for_update().get(pk=enterprise_id)
+    """Lock the enterprise row (``FOR NO KEY UPDATE``, see ``_lock_accounts``).
+
+    Every money service inserts an audit event referencing the enterprise, which takes ``FOR KEY SHARE``
+    on this row. A ``FOR UPDATE`` lock here (credit limit set) made a transfer holding account locks wait
+    for it while the credit limit change waited for those accounts: a deadlock.
+    """
+    return Enterprise.objects.select_for_update(no_key=True).get(pk=enterprise_id)
 
 
 def _post(operation: Operation, changes: list[tuple[Account, str, Decimal]], *, at) -> None:
@@ -203,10 +215,28 @@ def idempotent(operation: str, model):
     return decorate
 
 
+# Parameters that are amounts: "1,000.00", "1000" and Decimal("1000.00") are the same request.
+_AMOUNT_PARAMS = {"amount", "new_limit", "threshold", "total_credit_limit"}
+
+
+def _request_params(kwargs: dict) -> dict:
+    params = {}
+    for name, value in kwargs.items():
+        if hasattr(value, "pk"):
+            value = value.pk
+        elif name in _AMOUNT_PARAMS:
+            try:
+                value = parse_amount(value, allow_zero=True)
+            except DomainError:
+                pass  # the service itself refuses it, with the message for its field
+        params[name] = value
+    return params
+
+
 @atomic_service
 def _run_idempotent(func, operation, model, key, kwargs):
     at = timezone.now()
-    params = {k: (v.pk if hasattr(v, "pk") else v) for k, v in kwargs.items()}
+    params = _request_params(kwargs)
     row = _claim_idempotency_key(key, operation, params, model, at=at)
     result = func(**kwargs)
     _finish_idempotency(row, result)
@@ -595,6 +625,28 @@ def account_flags_set(*, actor, account: Account, pay_on_behalf: bool | None = N
     return account
 
 
+ACCOUNT_DETAIL_FIELDS = ("name", "contact_phone", "contact_email")
+
+
+@atomic_service
+def account_details_set(*, actor, account: Account, **details) -> Account:
+    """The back office changes an account's name or contacts (never its balances), audited (R-AU-1)."""
+    require_account_manager(actor)
+    unknown = set(details) - set(ACCOUNT_DETAIL_FIELDS)
+    if unknown:
+        raise DomainError(f"These account fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    account = _lock_accounts(account)[_pk(account)]
+    before = {f: getattr(account, f) for f in details}
+    for field, value in details.items():
+        setattr(account, field, (value or "").strip())
+    if not account.name:
+        raise DomainError("Enter the account's name.", field="name")
+    account.save(update_fields=sorted(details))
+    audit_event(actor=actor, action="account_details_set", obj=account, enterprise=account.enterprise,
+                before=before, after={f: getattr(account, f) for f in details})
+    return account
+
+
 # ---------------------------------------------------------------------------------------------
 # Low balance alerts (R-AL-1 to R-AL-5)
 # ---------------------------------------------------------------------------------------------
@@ -712,7 +764,7 @@ def _clean_folder_name(name) -> str:
 def folder_create(*, actor, parent: Folder, name: str) -> Folder:
     require_enterprise_admin(actor, parent.enterprise_id)
     name = _clean_folder_name(name)
-    parent = Folder.objects.select_for_update().get(pk=parent.pk)
+    parent = Folder.objects.select_for_update(no_key=True).get(pk=parent.pk)
     if parent.depth + 1 > Folder.MAX_DEPTH:
         raise DomainError(MSG_FOLDER_DEPTH, field="parent", rule="R-ORG-3")
     if Folder.objects.filter(parent=parent, name=name).exists():
@@ -728,7 +780,7 @@ def folder_create(*, actor, parent: Folder, name: str) -> Folder:
 
 @atomic_service
 def folder_rename(*, actor, folder: Folder, name: str) -> Folder:
-    folder = Folder.objects.select_for_update().get(pk=folder.pk)
+    folder = Folder.objects.select_for_update(no_key=True).get(pk=folder.pk)
     require_enterprise_admin(actor, folder.enterprise_id)
     if folder.parent_id is None:
         raise DomainError(MSG_FOLDER_ROOT)
@@ -793,6 +845,12 @@ def _expire_invitations(*, now) -> int:
 
 
 @atomic_service
+def expire_invitations(*, now=None) -> int:
+    """Mark the open invitations older than 14 days expired (R-ORG-4); returns how many."""
+    return _expire_invitations(now=now or timezone.now())
+
+
+@atomic_service
 def invitation_create(*, actor, enterprise: Enterprise, account_id: str, folder: Folder | None = None) -> Invitation:
     """The management account invites an account by its ID; the invitation expires after 14 days (R-ORG-4)."""
     require_enterprise_admin(actor, enterprise.pk)
@@ -820,17 +878,24 @@ def invitation_create(*, actor, enterprise: Enterprise, account_id: str, folder:
     return invitation
 
 
-@atomic_service
 def invitation_respond(*, actor, invitation: Invitation, accept: bool) -> Invitation:
-    """A user of the invited account accepts or declines (R-ORG-4)."""
+    """A user of the invited account accepts or declines (R-ORG-4).
+
+    An invitation past its 14 days is marked expired first, in its own transaction, so that the
+    refusal that follows does not roll the expiry back.
+    """
+    expire_invitations()
+    return _invitation_respond(actor=actor, invitation=invitation, accept=accept)
+
+
+@atomic_service
+def _invitation_respond(*, actor, invitation: Invitation, accept: bool) -> Invitation:
     now = timezone.now()
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if actor is None or getattr(actor, "account_id", None) != invitation.account_id:
         raise PermissionDenied("Only a user of the invited account can answer this invitation.")
     if invitation.status == Invitation.Status.INVITED and invitation.expires_at <= now:
-        invitation.status = Invitation.Status.EXPIRED
-        invitation.responded_at = now
-        invitation.save(update_fields=["status", "responded_at"])
+        raise DomainError(MSG_INVITATION_CLOSED.format(status="expired"))  # expired a moment ago
     if invitation.status != Invitation.Status.INVITED:
         raise DomainError(MSG_INVITATION_CLOSED.format(status=invitation.get_status_display().lower()))
     account = _lock_accounts(invitation.account_id)[invitation.account_id]

@@ -15,6 +15,12 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Users are made in nearly every test; PBKDF2's deliberate slowness only slows the suite."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def ent(db):
     """An enterprise (Acme), its management account and its enterprise administrator."""
