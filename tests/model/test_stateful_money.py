@@ -234,8 +234,14 @@ class MoneyMachine(RuleBasedStateMachine):
         self.expect(reasons, lambda: services.top_up(actor=None, account=self.account(key), amount=amount),
                     f"top_up({key}, {amount!r})")
 
-    @rule(key=any_account, amount=amounts, days_ago=mostly(st.just(0), st.sampled_from([3, 16, 40])))
+    @rule(key=any_account, amount=mostly(amounts, st.sampled_from(["available", "beyond_available"]), in_ten=7),
+          days_ago=mostly(st.just(0), st.sampled_from([3, 16, 40])))
     def charge(self, key, amount, days_ago):
+        available = self.model.accounts[key].available_credit
+        if amount == "available":  # spend exactly what is available: available credit 0.00
+            amount = money_text(available) if available > 0 else "0.01"
+        elif amount == "beyond_available":  # spend into the credit: available credit below 0
+            amount = money_text(max(ZERO, available) + Decimal("100.00"))
         reasons = self.model.charge(key, amount, days_ago=days_ago)
         at = self.now - timedelta(days=days_ago) if days_ago else None
         self.expect(reasons, lambda: services.charge(actor=None, account=self.account(key), amount=amount, at=at),
