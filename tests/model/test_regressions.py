@@ -44,3 +44,26 @@ def test_parts_that_do_not_sum_to_the_amount_are_refused_by_the_database_R_MON_1
     row = model.objects.filter(account=account).order_by("-pk").first()
     with pytest.raises(IntegrityError), transaction.atomic():
         model.objects.filter(pk=row.pk).update(**{field: getattr(row, field) + Decimal("0.01")})
+
+
+def test_charge_billed_for_an_earlier_day_alerts_today_and_no_reminder_the_same_day_R_AL_3_R_AL_5(ent):
+    """A charge billed late (``at`` three days ago) changes the balance now: the alert is dated now and
+    the reminder job run the same day sends nothing; it reminds the next day."""
+    from datetime import timedelta
+    from unittest import mock
+
+    from django.utils import timezone
+
+    from accounts.models import AlertEvent
+
+    enterprise, ma, admin = ent
+    account = fund(make_account(enterprise=enterprise), "50.00")
+    services.alert_set(actor=admin, account=account, enabled=True, threshold="100.00")
+    now = timezone.now()
+    services.charge(actor=None, account=account, amount="1.00", at=now - timedelta(days=3))
+    alert = AlertEvent.objects.get(account=account)
+    assert (alert.kind, timezone.localdate(alert.created_at)) == (AlertEvent.Kind.ALERT, timezone.localdate(now))
+    assert services.send_alert_reminders(now=now) == 0
+    tomorrow = now + timedelta(days=1)
+    with mock.patch("django.utils.timezone.now", return_value=tomorrow):
+        assert services.send_alert_reminders() == 1
