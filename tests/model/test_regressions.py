@@ -67,3 +67,21 @@ def test_charge_billed_for_an_earlier_day_alerts_today_and_no_reminder_the_same_
     tomorrow = now + timedelta(days=1)
     with mock.patch("django.utils.timezone.now", return_value=tomorrow):
         assert services.send_alert_reminders() == 1
+
+
+def test_table_figures_are_exact_cents_R_MON_3(ent):
+    """own cash 2.65 + credit limit 1.00 - outstanding 3.64 = available credit 0.01 exactly, also on SQLite
+    (its float arithmetic gave 0.0100000000000002 in the account table's annotation)."""
+    from accounts import selectors
+    from accounts.models import Account
+    from tests.factories import effective_contract
+
+    enterprise, ma, admin = ent
+    effective_contract(enterprise, admin, "100.00")
+    account = make_account(enterprise=enterprise)
+    services.credit_limit_set(actor=admin, account=account, new_limit="3.85")
+    fund(account, "2.65")
+    services.charge(actor=None, account=account, amount="6.49")  # 2.65 from own cash, 3.84 billed
+    row = selectors.with_figures(Account.objects.filter(pk=account.pk)).get()
+    assert row.available_credit_value == Decimal("0.01") == row.available_credit
+    assert row.cash_balance_value == Decimal("0.00")
