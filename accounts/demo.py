@@ -146,6 +146,11 @@ def seed_demo(*, accounts: int = 40, seed: int = 7) -> dict:
     if bulk:
         _bulk_accounts(enterprise, list(folders.values()), bulk, rng, used_ids, company, manager)
 
+    # Equity assets: some of each type, shared with accounts and folders, an automatic rule, a day of usage rated.
+    from sharing.demo import seed_sharing_demo
+
+    seed_sharing_demo(enterprise, rng=rng, usage_accounts=min(40, accounts))
+
     # Another enterprise, to show that nobody sees another enterprise's data (R-ORG-6).
     g_ma = Account.objects.create(account_id=_account_id(rng, used_ids), name="Globex (management)",
                                   verified_company_id="91110000GLOBEX0001", contact_email="ap@globex.example")

@@ -203,6 +203,8 @@ class Invitation(models.Model):
                                     name="invitation_one_open_per_account"),
         ]
 
+    def __str__(self):
+        return f"Invitation #{self.pk} ({self.status})"
 
 class Operation(models.Model):
     """One money operation: the journal entry its ledger rows belong to (R-MON-4).
@@ -292,6 +294,8 @@ class Bill(models.Model):
                                    name="bill_unpaid_between_0_and_amount"),
         ]
 
+    def __str__(self):
+        return f"Bill #{self.pk} of {self.amount} due {self.due_date}"
 
 class Charge(models.Model):
     """A charge (spending) and how it was paid (R-MON-5): transfer book first, then own cash, then a bill."""
@@ -314,6 +318,8 @@ class Charge(models.Model):
                 name="charge_parts_sum_to_amount"),
         ]
 
+    def __str__(self):
+        return f"Charge #{self.pk} of {self.amount}"
 
 class TopUp(models.Model):
     """Money paid into an account: first pays unpaid bills, oldest first, then own cash (R-MON-6)."""
@@ -333,6 +339,8 @@ class TopUp(models.Model):
                                    name="top_up_parts_sum_to_amount"),
         ]
 
+    def __str__(self):
+        return f"Top-up #{self.pk} of {self.amount}"
 
 class TransferRecord(models.Model):
     """A transfer (A -> B) or a withdrawal (B -> A) (R-TR-3, R-TR-5, R-TR-6).
@@ -363,6 +371,8 @@ class TransferRecord(models.Model):
             models.CheckConstraint(condition=~Q(remark=""), name="transfer_remark_not_empty"),
         ]
 
+    def __str__(self):
+        return f"{self.get_kind_display()} #{self.pk} of {self.amount}"
 
 class TransferPair(models.Model):
     """The remaining revocable amount of transfers from ``source`` (A) to ``target`` (B) (R-TR-3, R-TR-4)."""

@@ -210,3 +210,163 @@ def accounts_with_pairs_exists(account: Account):
 def folder_account_counts(enterprise: Enterprise) -> dict[int, int]:
     rows = Account.objects.filter(enterprise=enterprise).values("folder").annotate(n=Count("pk"))
     return {r["folder"]: r["n"] for r in rows}
+
+
+# --- Previews of a transfer or a withdrawal (R-TR-2 to R-TR-5, R-TR-8) ---
+
+def _shown_figures(account: Account) -> dict:
+    """The figures the confirmation step shows for one account (R-MON-2, R-MON-3)."""
+    return {
+        "own_cash": account.own_cash,
+        "transfer_book_balance": account.transfer_book_balance,
+        "cash_balance": account.cash_balance,
+        "available_credit": account.available_credit,
+    }
+
+
+def _before_after(account: Account, **changes) -> dict:
+    after = Account(own_cash=account.own_cash, transfer_book_balance=account.transfer_book_balance,
+                    credit_limit=account.credit_limit, outstanding_balance=account.outstanding_balance)
+    for field, delta in changes.items():
+        setattr(after, field, getattr(after, field) + delta)
+    return {"account": account, "before": _shown_figures(account), "after": _shown_figures(after)}
+
+
+def transfer_preview(payer: Account, payee: Account, amount: Decimal) -> dict:
+    """Both accounts' figures before and after a transfer of ``amount`` from ``payer`` to ``payee`` (R-TR-3).
+
+    Read only: nothing moves. Raises ``DomainError`` with the service's own message when
+    ``services.transfer_create`` would refuse it now (R-TR-1, R-TR-2); the service checks again
+    inside its transaction on locked rows and refuses with the current figure if it changed (R-TR-8).
+    """
+    from . import services  # the refusal messages and checks are the service's
+
+    if payer.pk == payee.pk:
+        raise services.DomainError(services.MSG_SAME_ACCOUNT, field="payer", rule="R-TR-1")
+    for account in (payer, payee):
+        services._check_fund_account(account, payee.enterprise_id)
+    overdue = overdue_amount(payer)
+    if overdue > 0:
+        raise services.DomainError(services.MSG_PAYER_OVERDUE.format(account=payer.account_id,
+                                                                     overdue=services.M(overdue)),
+                                   field="payer", rule="R-TR-2")
+    limit = transferable_amount(payer)
+    if amount > limit:
+        raise services.DomainError(services.MSG_OVER_TRANSFERABLE.format(limit=services.M(limit),
+                                                                         amount=services.M(amount)),
+                                   field="amount", rule="R-TR-2", code="over_transferable")
+    return {
+        "amount": amount,
+        "limit": limit,
+        "payer": _before_after(payer, own_cash=-amount),
+        "payee": _before_after(payee, transfer_book_balance=amount),
+    }
+
+
+def withdrawal_preview(source: Account, target: Account, amount: Decimal) -> dict:
+    """Both accounts' figures before and after withdrawing ``amount`` from ``target`` back to ``source`` (R-TR-5).
+
+    Read only, like ``transfer_preview``; refuses as ``services.withdrawal_create`` would now (R-TR-4).
+    """
+    from . import services
+
+    if source.pk == target.pk:
+        raise services.DomainError(services.MSG_SAME_ACCOUNT, field="source", rule="R-TR-1")
+    for account in (source, target):
+        services._check_fund_account(account, target.enterprise_id)
+    pair = transfer_pair(source, target)
+    if pair is None:
+        raise services.DomainError(services.MSG_NO_TRANSFER.format(source=source.account_id,
+                                                                   target=target.account_id),
+                                   field="source", rule="R-TR-4")
+    limit = withdrawable_amount(source=source, target=target, pair=pair)
+    if amount > limit:
+        raise services.DomainError(services.MSG_OVER_WITHDRAWABLE.format(limit=services.M(limit),
+                                                                         amount=services.M(amount)),
+                                   field="amount", rule="R-TR-4", code="over_withdrawable")
+    return {
+        "amount": amount,
+        "limit": limit,
+        "source": _before_after(source, own_cash=amount),
+        "target": _before_after(target, transfer_book_balance=-amount),
+    }
+
+# --- The unified account management table (R-UAM-1, R-UAM-2) ---
+
+# URL sort key -> the column it orders by. Every money column sorts both ways ("-" prefix: descending).
+ACCOUNT_TABLE_SORTS = {
+    "name": "name",
+    "account_id": "account_id",
+    "folder": "folder__name",
+    "available_credit": "available_credit_value",
+    "cash_balance": "cash_balance_value",
+    "transfer_book_balance": "transfer_book_balance",
+    "credit_limit": "credit_limit",
+    "outstanding": "outstanding_balance",
+    "overdue": "overdue_amount",
+    "coupons": "coupons",
+    "alert_threshold": "alert_threshold",
+}
+ACCOUNT_TABLE_ALERT_FILTERS = ("on", "off", "below")
+
+
+def account_table(enterprise: Enterprise | None, *, search: str = "", folder: Folder | None = None,
+                  alert: str = "", sort: str = "name", on: date | None = None):
+    """The rows of the account table of ``enterprise`` (R-UAM-1), searched, filtered and sorted (R-UAM-2).
+
+    Every figure comes from stored balances and annotations (R-MON-3): one query for any number of rows.
+    ``search`` matches the name (case-insensitive) or the account id; ``folder`` keeps its subtree;
+    ``alert`` is ``on``, ``off`` or ``below`` (enabled and available credit under the threshold);
+    ``sort`` is a key of ``ACCOUNT_TABLE_SORTS``, ``-`` for descending, ties broken by pk.
+    """
+    from sharing.selectors import annotate_coupons  # sharing reads accounts; import late to avoid a cycle
+
+    qs = Account.objects.filter(enterprise=enterprise).select_related("folder")
+    search = (search or "").strip()
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(account_id__contains=search))
+    if folder is not None:
+        qs = qs.filter(enterprise_id=folder.enterprise_id, folder__path__startswith=folder.path)
+    qs = annotate_coupons(with_figures(qs, on=on))
+    if alert == "on":
+        qs = qs.filter(alert_enabled=True)
+    elif alert == "off":
+        qs = qs.filter(alert_enabled=False)
+    elif alert == "below":
+        qs = qs.filter(alert_enabled=True, alert_threshold__gt=F("available_credit_value"))
+    descending = (sort or "").startswith("-")
+    column = ACCOUNT_TABLE_SORTS.get((sort or "").lstrip("-"), "name")
+    return qs.order_by(f"-{column}" if descending else column, "-pk" if descending else "pk")
+
+
+def credit_blockers_for_page(enterprise: Enterprise, accounts) -> dict[int, dict[str, str | None]]:
+    """Why the credit limit and the transfer actions are unavailable, per account of a table page.
+
+    The same reasons as ``services.credit_blocker`` (R-CR-1, R-CR-6, R-ORG-5), computed from the row
+    fields and ONE query for the enterprise's contract, so a page of any size costs one query.
+    Returns ``{pk: {"credit": reason or None, "transfer": reason or None}}``.
+    """
+    from . import services  # the messages live with the rules; services imports this module
+
+    contract = credit_contract(enterprise) if enterprise is not None else None
+    if contract is None:
+        contract_reason = services.MSG_NO_CONTRACT
+    elif contract.status != CreditContract.Status.EFFECTIVE:
+        contract_reason = services.MSG_CONTRACT_PENDING
+    else:
+        contract_reason = None
+    company_id = enterprise.company_id if enterprise is not None else None
+    reasons = {}
+    for account in accounts:
+        if enterprise is None or account.enterprise_id != enterprise.pk:
+            fund = services.MSG_NOT_IN_ENTERPRISE.format(account=account.account_id)
+        elif not account.verified_company_id or account.verified_company_id != company_id:
+            fund = services.MSG_OTHER_COMPANY.format(account=account.account_id)
+        elif account.credit_transfer_disabled:
+            reason = ("pay on behalf of an ecosystem partner" if account.pay_on_behalf
+                      else "significant receivables with long-overdue history")
+            fund = services.MSG_DISABLED.format(account=account.account_id, reason=reason)
+        else:
+            fund = None
+        reasons[account.pk] = {"credit": contract_reason or fund, "transfer": fund}
+    return reasons

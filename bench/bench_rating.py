@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""Rating throughput (issue 4, R-US-2 to R-US-7): rate 100,000 usage records of 1,000 accounts against 200
+shared assets, and print records per second and peak memory.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/bench_rating.py
+    options: --records 100000 --accounts 1000 --assets 200 --batch-size 1000 --service (the charge service
+    per record instead of the batch path, for comparison)
+
+It migrates the database, builds a fresh enterprise (its data stays, each run has its own enterprise), and
+times only the rating. Peak memory is the process's maximum resident set size (``resource``), which
+includes the data set up before; ``tracemalloc`` would slow the run several times.
+"""
+
+import argparse
+import os
+import random
+import resource
+import sys
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eac.settings")
+os.environ.setdefault("TASKS_BACKEND", "dummy")  # no notification delivery in the timed part
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts import services as account_services  # noqa: E402
+from accounts.ledger import ledger_differences  # noqa: E402
+from accounts.models import Account, LedgerEntry, Operation, User  # noqa: E402
+from core.money import round_money  # noqa: E402
+from sharing import services  # noqa: E402
+from sharing.models import AssetType, Deduction, Grant, ScopeType, UsageRecord  # noqa: E402
+from sharing.rating import rate_batch, rate_pending  # noqa: E402
+
+PRODUCTS = ["ecs", "rds", "oss", "nas", "cdn"]
+REGIONS = ["cn-hangzhou", "cn-shanghai"]
+TYPES = ["ecs.g7.large", "ecs.c7.xlarge", "ecs.r7.2xlarge"]
+
+
+def build(args, rng):
+    ids = random.Random()  # fresh account IDs each run; the data itself follows the seeded rng
+    run = f"{int(time.time()):x}{ids.randrange(1 << 16):04x}"
+    company = f"BENCH{run}"[:40]
+    ma = Account.objects.create(account_id=f"9{ids.randrange(10**15):015d}", name=f"Bench {run} MA",
+                                verified_company_id=company)
+    enterprise = account_services.enterprise_enable(actor=None, management_account=ma, name=f"Bench {run}")
+    admin = User.objects.create_user(username=f"bench-{run}", password="x", account=ma,
+                                     role=User.Role.ENTERPRISE_ADMIN)
+    ma.refresh_from_db()
+    folder = ma.folder
+    accounts = Account.objects.bulk_create([
+        Account(account_id=f"8{ids.randrange(10**15):015d}", name=f"Bench {run} {i:04d}", enterprise=enterprise,
+                folder=folder, verified_company_id=company) for i in range(args.accounts - 1)])
+    accounts = [ma] + accounts
+    for account in accounts[: len(accounts) * 2 // 3]:  # two thirds have money; the rest get bills
+        account_services.top_up(actor=None, account=account, amount=Decimal(rng.choice(["50.00", "500.00", "5000.00"])))
+    now = timezone.now()
+    valid_from, valid_to = now - timedelta(days=30), now + timedelta(days=365)
+    kinds = ([AssetType.RESERVED_INSTANCE] * 50 + [AssetType.SCU_PACKAGE] * 30 + [AssetType.SAVINGS_PLAN] * 40
+             + [AssetType.COUPON] * 80)
+    rng.shuffle(kinds)
+    kinds = (kinds * (args.assets // len(kinds) + 1))[: args.assets]
+    for i, kind in enumerate(kinds):
+        owner = rng.choice(accounts)
+        extra = {
+            AssetType.RESERVED_INSTANCE: {"instance_type": rng.choice(TYPES), "region": rng.choice(REGIONS),
+                                          "instance_count": rng.choice([2, 4, 8])},
+            AssetType.SCU_PACKAGE: {"capacity_gb": rng.choice(["200", "1000"]), "products": ["oss", "nas"]},
+            AssetType.SAVINGS_PLAN: {"hourly_commitment": rng.choice(["1.00", "3.00", "8.00"]),
+                                     "discount_rate": rng.choice(["0.1500", "0.2500"]), "products": ["ecs", "rds"]},
+            AssetType.COUPON: {"face_value": rng.choice(["20.00", "100.00", "300.00"]),
+                               "products": [] if i % 2 else ["ecs", "cdn"]},
+        }[kind]
+        asset = services.asset_provision(actor=None, owner=owner, asset_type=kind, valid_from=valid_from,
+                                         valid_to=valid_to, **extra)
+        recipients = [a for a in rng.sample(accounts, k=rng.randint(10, 99)) if a.pk != owner.pk]
+        services.share_asset(actor=admin, asset=asset, scope_type=ScopeType.ACCOUNTS, accounts=recipients)
+    # Date the grants back a week so that the past two days of usage lie inside them (R-SH-6).
+    Grant.objects.filter(asset__owner__enterprise=enterprise).update(effective_from=now - timedelta(days=7))
+    hour0 = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=48)
+    records = []
+    for n in range(args.records):
+        account = accounts[rng.randrange(len(accounts))]
+        product = rng.choice(PRODUCTS)
+        instance_type = rng.choice(TYPES) if product == "ecs" else ""
+        if product == "ecs":
+            quantity, price = Decimal(rng.randint(1, 3)), Decimal("0.680000")
+        elif product in ("oss", "nas"):
+            quantity, price = Decimal(rng.randint(10, 300)), Decimal("0.000170")
+        else:
+            quantity, price = Decimal(1), Decimal(rng.choice(["0.35", "1.20", "2.75"]))
+        hour = hour0 + timedelta(hours=rng.randrange(48))
+        records.append(UsageRecord(record_id=f"B{run}-{n:07d}", account=account, product_code=product,
+                                   region=rng.choice(REGIONS), instance_type=instance_type, quantity=quantity,
+                                   unit_price=price, amount=round_money(quantity * price), usage_hour=hour,
+                                   billed_at=hour + timedelta(minutes=50), created_at=now))
+    records.sort(key=lambda r: r.usage_hour)  # billed in time order, as a billing feed delivers them
+    UsageRecord.objects.bulk_create(records, batch_size=5000)
+    return enterprise
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--accounts", type=int, default=1_000)
+    parser.add_argument("--assets", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=1_000)
+    parser.add_argument("--service", action="store_true", help="charge through accounts.services.charge per record")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    UsageRecord.objects.filter(rated_at__isnull=True).update(rated_at=timezone.now())  # leftovers of a broken run
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    enterprise = build(args, rng)
+    print(f"database: {connection.vendor}; set-up {time.perf_counter() - started:.1f} s: {args.accounts} accounts, "
+          f"{args.assets} shared assets, {args.records} usage records")
+    ids = UsageRecord.objects.filter(account__enterprise=enterprise).order_by("pk").values_list("pk", flat=True)
+    first = list(ids[: args.batch_size])
+    counted = []
+
+    def count(execute, sql, params, many, context):
+        counted.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):  # one batch, to show the fixed query count
+        done = rate_batch(batch_size=args.batch_size, through_service=args.service, record_ids=first)
+    queries = len(counted)
+    started = time.perf_counter()
+    done += rate_pending(batch_size=args.batch_size, through_service=args.service)
+    elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = Deduction.objects.filter(usage_record__account__enterprise=enterprise)
+    by_source = dict(lines.values_list("source").annotate(s=Sum("amount")).order_by())
+    total = UsageRecord.objects.filter(account__enterprise=enterprise).aggregate(s=Sum("amount"))["s"]
+    charged = -(Operation.objects.filter(kind=Operation.Kind.CHARGE,
+                                         charge__account__enterprise=enterprise).aggregate(s=Sum("external_amount"))["s"]
+                or 0)
+    print(f"rated {done} records ({args.batch_size} per batch, {queries} queries for the first batch) "
+          f"in {elapsed:.2f} s (+ the first batch): {(done - len(first)) / elapsed:,.0f} records/s")
+    print(f"peak memory (max RSS): {peak_mb:,.0f} MB")
+    print("paid by: " + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + f"; usage total {total}; "
+          f"charged to balances {charged}")
+    assert sum(by_source.values()) == total and by_source.get("balance", 0) == charged
+    problems = ledger_differences() if connection.vendor == "postgresql" else []
+    print(f"ledger: {'clean' if not problems else problems[:5]} ({LedgerEntry.objects.count()} ledger rows in the db)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Reads for the console's summary figures: the enterprise as a whole, or one member account (R-MON-3).
+
+Built on ``accounts.selectors``; a fixed number of queries whatever the number of accounts.
+"""
+
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
+
+from accounts import selectors
+from accounts.models import Account, Enterprise
+from core.money import ZERO
+
+_MONEY = DecimalField(max_digits=20, decimal_places=2)
+_AVAILABLE = ExpressionWrapper(F("own_cash") + F("transfer_book_balance") + F("credit_limit")
+                               - F("outstanding_balance"), output_field=_MONEY)
+
+
+def enterprise_figures(enterprise: Enterprise) -> dict:
+    """Totals over every account of ``enterprise``: two queries (accounts, overdue bills)."""
+    sums = Account.objects.filter(enterprise=enterprise).aggregate(
+        n_accounts=Count("pk"),
+        sum_own_cash=Sum("own_cash"),
+        sum_transfer_book_balance=Sum("transfer_book_balance"),
+        sum_credit_limit=Sum("credit_limit"),
+        sum_outstanding_balance=Sum("outstanding_balance"),
+        n_alerts_on=Count("pk", filter=Q(alert_enabled=True)),
+        n_below_threshold=Count("pk", filter=Q(alert_enabled=True, alert_threshold__gt=_AVAILABLE)),
+    )
+    totals = {"accounts": sums["n_accounts"], "alerts_on": sums["n_alerts_on"],
+              "below_threshold": sums["n_below_threshold"]}
+    for key in ("own_cash", "transfer_book_balance", "credit_limit", "outstanding_balance"):
+        totals[key] = sums[f"sum_{key}"] or ZERO
+    totals["cash_balance"] = totals["own_cash"] + totals["transfer_book_balance"]
+    totals["available_credit"] = totals["cash_balance"] + totals["credit_limit"] - totals["outstanding_balance"]
+    totals["overdue"] = (selectors.overdue_bills().filter(account__enterprise=enterprise)
+                         .aggregate(s=Sum("unpaid_amount"))["s"]) or ZERO
+    return totals
+
+
+def account_figures(account: Account) -> dict:
+    """The same figures for one account (what a member user sees): one query (overdue bills)."""
+    below = account.alert_enabled and account.available_credit < account.alert_threshold
+    return {
+        "accounts": 1,
+        "own_cash": account.own_cash,
+        "transfer_book_balance": account.transfer_book_balance,
+        "credit_limit": account.credit_limit,
+        "outstanding_balance": account.outstanding_balance,
+        "cash_balance": account.cash_balance,
+        "available_credit": account.available_credit,
+        "overdue": selectors.overdue_amount(account),
+        "alerts_on": 1 if account.alert_enabled else 0,
+        "below_threshold": 1 if below else 0,
+    }

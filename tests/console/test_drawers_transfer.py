@@ -1,0 +1,254 @@
+"""The Transfer drawer (R-TR-1 to R-TR-5, R-TR-7, R-TR-8): type, review with before/after figures, confirm.
+
+The drawer is opened on account B (the transfer-in side). Transfer: Alpha -> B. Withdraw: B -> back to Alpha.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import LedgerEntry, TransferPair, TransferRecord
+from core.models import AuditEvent
+from tests.factories import fund, make_account, make_enterprise, make_user, spend
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def world(ent, client):
+    enterprise, ma, admin = ent
+    a = fund(make_account(enterprise=enterprise, name="Alpha"), "1000.00")
+    b = make_account(enterprise=enterprise, name="Beta")
+    client.force_login(admin)
+    return SimpleNamespace(enterprise=enterprise, ma=ma, admin=admin, a=a, b=b,
+                           url=reverse("console:transfer_drawer", args=[b.pk]))
+
+
+def key_of(client, url, **params):
+    response = client.get(url, params, headers=HX)
+    return response.context["form"].initial["idempotency_key"]
+
+
+def post(client, url, step, headers=HX, **data):
+    return client.post(url, {"step": step, **data}, headers=headers)
+
+
+def balances(*accounts):
+    for account in accounts:
+        account.refresh_from_db()
+    return [(x.own_cash, x.transfer_book_balance) for x in accounts]
+
+
+def test_transfer_form_lists_transfer_out_accounts_with_their_transferable_amount_R_TR_2(client, world):
+    spend(world.a, "250.00")  # own cash 750 -> transferable 750
+    html = client.get(world.url, headers=HX).content.decode()
+    assert f"Alpha ({world.a.account_id}) · transferable 750.00" in html
+    assert 'name="remark"' in html and 'name="amount"' in html
+    assert 'value="transfer" checked' in html
+
+
+def test_switching_to_withdraw_lists_only_past_sources_with_withdrawable_amount_R_TR_4(client, world):
+    html = client.get(world.url, {"type": "withdraw"}, headers=HX).content.decode()
+    assert 'data-testid="no-sources"' in html
+    services.transfer_create(actor=world.admin, payer=world.a, payee=world.b, amount="400.00", remark="budget")
+    html = client.get(world.url, {"type": "withdraw"}, headers=HX).content.decode()
+    assert f"Alpha ({world.a.account_id}) · withdrawable 400.00" in html
+    assert 'value="withdraw" checked' in html
+    assert f'hx-get="{world.url}?type=transfer' in html  # the radio re-renders the drawer by type
+
+
+def test_switching_type_without_javascript_keeps_the_typed_values_R_TR_1(client, world):
+    response = post(client, world.url, "switch", headers={}, type="withdraw", amount="12.00", remark="keep",
+                    idempotency_key="k-switch")
+    assert response.status_code == 200
+    assert response.context["kind"] == "withdraw"
+    html = response.content.decode()
+    assert 'value="12.00"' in html and "keep</textarea>" in html and 'value="k-switch"' in html
+    assert "<noscript>" in html
+
+
+def test_review_shows_both_accounts_before_and_after_and_moves_nothing_R_TR_3(client, world):
+    key = key_of(client, world.url)
+    response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="400.00",
+                    remark="Q3 budget", idempotency_key=key)
+    assert response.status_code == 200
+    assert response.context["step"] == "review"
+    payer_side, payee_side = response.context["preview"]["sides"]
+    rows = {r["label"]: (r["before"], r["after"]) for r in payer_side["rows"]}
+    assert rows["Own cash"] == (Decimal("1000.00"), Decimal("600.00"))
+    assert rows["Available credit"] == (Decimal("1000.00"), Decimal("600.00"))
+    rows = {r["label"]: (r["before"], r["after"]) for r in payee_side["rows"]}
+    assert rows["Transfer book balance"] == (Decimal("0.00"), Decimal("400.00"))
+    assert rows["Cash balance"] == (Decimal("0.00"), Decimal("400.00"))
+    html = response.content.decode()
+    assert f'name="idempotency_key" value="{key}"' in html
+    assert 'value="confirm"' in html and 'value="edit"' in html
+    assert "1,000.00" in html and "600.00" in html and "+400.00" in html
+    assert balances(world.a, world.b) == [(Decimal("1000.00"), Decimal("0.00")), (Decimal("0.00"), Decimal("0.00"))]
+    assert not TransferRecord.objects.exists() and not LedgerEntry.objects.filter(account=world.b).exists()
+
+
+def test_review_over_the_transferable_amount_is_refused_at_the_amount_R_TR_2(client, world):
+    response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="1000.01",
+                    remark="too much", idempotency_key="k-over")
+    assert response.status_code == 200 and response.context["step"] == "edit"
+    assert response.context["form"].errors["amount"] == [
+        services.MSG_OVER_TRANSFERABLE.format(limit="1,000.00", amount="1,000.01")]
+    # Exactly the transferable amount is allowed.
+    response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="1000.00",
+                    remark="all of it", idempotency_key="k-over")
+    assert response.context["step"] == "review"
+
+
+def test_review_refuses_an_overdue_payer_at_the_payer_field_R_TR_2(client, world):
+    payer = make_account(enterprise=world.enterprise, name="Late")
+    spend(payer, "50.00", at=timezone.now() - timedelta(days=40))  # a bill due 25 days ago
+    fund(payer, "10.00")  # pays part of it: still overdue 40.00
+    response = post(client, world.url, "review", type="transfer", payer=payer.pk, amount="1.00",
+                    remark="x", idempotency_key="k-late")
+    assert response.context["form"].errors["payer"] == [
+        services.MSG_PAYER_OVERDUE.format(account=payer.account_id, overdue="40.00")]
+
+
+@pytest.mark.parametrize("remark,message", [("", services.MSG_REMARK_REQUIRED), ("   ", services.MSG_REMARK_REQUIRED),
+                                            ("x" * 201, services.MSG_REMARK_TOO_LONG.format(length=201))])
+def test_remark_of_1_to_200_characters_is_required_R_TR_1(client, world, remark, message):
+    response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="10.00",
+                    remark=remark, idempotency_key="k-remark")
+    assert response.context["form"].errors["remark"] == [message]
+
+
+def test_payer_of_another_enterprise_is_not_a_choice_R_TR_1(client, world):
+    _, other_ma, _ = make_enterprise(name="Globex")
+    fund(other_ma, "500.00")
+    response = post(client, world.url, "confirm", type="transfer", payer=other_ma.pk, amount="10.00",
+                    remark="steal", idempotency_key="k-other")
+    assert response.status_code == 200
+    assert "payer" in response.context["form"].errors
+    assert balances(other_ma) == [(Decimal("500.00"), Decimal("0.00"))]
+    assert not TransferRecord.objects.exists()
+
+
+def test_confirm_moves_money_closes_the_drawer_and_refreshes_the_table_R_TR_3(client, world):
+    key = key_of(client, world.url)
+    response = post(client, world.url, "confirm", type="transfer", payer=world.a.pk, amount="400.00",
+                    remark="Q3 budget", idempotency_key=key)
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == "accountChanged"
+    html = response.content.decode()
+    assert 'hx-swap-oob="true"' in html and "Transferred 400.00 from Alpha" in html
+    assert 'class="drawer' not in html
+    assert balances(world.a, world.b) == [(Decimal("600.00"), Decimal("0.00")), (Decimal("0.00"), Decimal("400.00"))]
+    record = TransferRecord.objects.get()
+    assert (record.kind, record.payer, record.payee, record.amount, record.remark, record.actor) == (
+        "transfer", world.a, world.b, Decimal("400.00"), "Q3 budget", world.admin)
+    assert TransferPair.objects.get(source=world.a, target=world.b).remaining_revocable == Decimal("400.00")
+
+
+def test_confirm_twice_with_the_same_key_moves_money_once_and_both_answers_succeed_R_TR_7(client, world):
+    key = key_of(client, world.url)
+    data = {"type": "transfer", "payer": world.a.pk, "amount": "400.00", "remark": "once", "idempotency_key": key}
+    first = post(client, world.url, "confirm", **data)
+    second = post(client, world.url, "confirm", **data)
+    assert first.status_code == second.status_code == 200
+    assert first["HX-Trigger"] == second["HX-Trigger"] == "accountChanged"
+    assert "Transferred 400.00" in second.content.decode()
+    assert TransferRecord.objects.count() == 1
+    assert AuditEvent.objects.filter(action="transfer").count() == 1
+    assert balances(world.a, world.b) == [(Decimal("600.00"), Decimal("0.00")), (Decimal("0.00"), Decimal("400.00"))]
+    # A resubmit without JavaScript (the browser's back and submit again) is answered the same way.
+    third = post(client, world.url, "confirm", headers={}, **data)
+    assert third.status_code == 303
+    assert TransferRecord.objects.count() == 1
+
+
+def test_confirm_rechecks_and_refuses_with_the_current_figure_R_TR_8(client, world):
+    key = key_of(client, world.url)
+    data = {"type": "transfer", "payer": world.a.pk, "amount": "400.00", "remark": "late", "idempotency_key": key}
+    assert post(client, world.url, "review", **data).context["step"] == "review"
+    spend(world.a, "700.00")  # meanwhile Alpha spends: transferable is now 300.00
+    response = post(client, world.url, "confirm", **data)
+    assert response.status_code == 200
+    assert "HX-Trigger" not in response
+    assert response.context["form"].errors["amount"] == [
+        services.MSG_OVER_TRANSFERABLE.format(limit="300.00", amount="400.00")]
+    assert 'data-field-error="amount"' in response.content.decode()
+    assert not TransferRecord.objects.exists()
+    assert balances(world.b) == [(Decimal("0.00"), Decimal("0.00"))]
+
+
+def test_back_returns_to_the_form_with_the_values_and_the_same_key_R_TR_7(client, world):
+    response = post(client, world.url, "edit", type="transfer", payer=world.a.pk, amount="400.00",
+                    remark="again", idempotency_key="k-back")
+    assert response.context["step"] == "edit"
+    html = response.content.decode()
+    assert 'value="k-back"' in html and 'value="400.00"' in html and "again</textarea>" in html
+    assert f'<option value="{world.a.pk}" selected>' in html
+
+
+def test_withdraw_review_then_confirm_moves_money_back_R_TR_4_R_TR_5(client, world):
+    services.transfer_create(actor=world.admin, payer=world.a, payee=world.b, amount="400.00", remark="budget")
+    key = key_of(client, world.url, type="withdraw")
+    data = {"type": "withdraw", "source": world.a.pk, "amount": "150.00", "remark": "unused", "idempotency_key": key}
+    review = post(client, world.url, "review", **data)
+    assert review.context["step"] == "review"
+    out_side, back_side = review.context["preview"]["sides"]
+    assert out_side["account"] == world.b and back_side["account"] == world.a
+    assert {r["label"]: r["after"] for r in out_side["rows"]}["Transfer book balance"] == Decimal("250.00")
+    assert {r["label"]: r["after"] for r in back_side["rows"]}["Own cash"] == Decimal("750.00")
+    assert review.context["preview"]["limit"] == Decimal("400.00")
+    confirm = post(client, world.url, "confirm", **data)
+    assert confirm["HX-Trigger"] == "accountChanged"
+    assert "Withdrew 150.00 from Beta" in confirm.content.decode()
+    assert balances(world.a, world.b) == [(Decimal("750.00"), Decimal("0.00")), (Decimal("0.00"), Decimal("250.00"))]
+    assert TransferPair.objects.get(source=world.a, target=world.b).remaining_revocable == Decimal("250.00")
+
+
+def test_withdraw_over_the_withdrawable_amount_is_refused_at_the_amount_R_TR_4(client, world):
+    services.transfer_create(actor=world.admin, payer=world.a, payee=world.b, amount="400.00", remark="budget")
+    spend(world.b, "100.00")  # spent transferred funds cannot be withdrawn: withdrawable 300.00
+    response = post(client, world.url, "review", type="withdraw", source=world.a.pk, amount="300.01",
+                    remark="back", idempotency_key="k-w")
+    assert response.context["form"].errors["amount"] == [
+        services.MSG_OVER_WITHDRAWABLE.format(limit="300.00", amount="300.01")]
+    response = post(client, world.url, "confirm", type="withdraw", source=world.a.pk, amount="300.01",
+                    remark="back", idempotency_key="k-w")
+    assert response.context["form"].errors["amount"]
+    assert TransferRecord.objects.filter(kind="withdrawal").count() == 0
+
+
+def test_confirm_without_htmx_redirects_with_a_message_R_TR_3(client, world):
+    response = post(client, world.url, "confirm", headers={}, type="transfer", payer=world.a.pk, amount="1.00",
+                    remark="plain", idempotency_key="k-plain", next="/accounts/?page=2")
+    assert response.status_code == 303 and response["Location"] == "/accounts/?page=2"
+    assert TransferRecord.objects.count() == 1
+
+
+def test_refusal_without_htmx_renders_the_full_page_with_the_error_R_TR_2(client, world):
+    response = post(client, world.url, "review", headers={}, type="transfer", payer=world.a.pk, amount="5000",
+                    remark="x", idempotency_key="k-page")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" in html and "Transferable amount is 1,000.00; you asked for 5,000.00" in html
+
+
+def test_disabled_transfer_in_account_shows_the_reason_R_CR_6(client, world):
+    services.account_flags_set(actor=None, account=world.b, risk_flag=True)
+    html = client.get(world.url, headers=HX).content.decode()
+    assert "Contact your business manager (R-CR-6)" in html
+    response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="1.00", remark="x",
+                    idempotency_key="k-risk")
+    assert "disabled for account" in response.context["form"].non_field_errors()[0]
+
+
+def test_member_cannot_post_a_transfer_R_TR_1(client, world):
+    client.force_login(make_user(account=world.b))
+    response = post(client, world.url, "confirm", type="transfer", payer=world.a.pk, amount="1.00",
+                    remark="x", idempotency_key="k-m")
+    assert response.status_code == 403
+    assert not TransferRecord.objects.exists()
