@@ -7,10 +7,25 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Abs
+from django.db.models.lookups import LessThan
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
 ZERO = Decimal("0.00")
+
+
+def parts_sum_to(total: str, *parts: str):
+    """A CHECK condition: ``total`` equals the sum of ``parts`` (R-MON-1: the parts of a split sum to the whole).
+
+    Written as |total - parts| < half a cent because SQLite evaluates a CHECK on decimal columns in
+    floating point, where 0.10 + 0.20 != 0.30; on PostgreSQL's exact numeric, with two decimal
+    places, it is the same as equality.
+    """
+    difference = F(total)
+    for part in parts:
+        difference = difference - F(part)
+    return LessThan(Abs(difference), Value(Decimal("0.005")))
 
 
 def money_field(**kwargs):
@@ -301,7 +316,7 @@ class Charge(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="charge_amount_positive"),
             models.CheckConstraint(
-                condition=Q(amount=F("from_transfer_book") + F("from_own_cash") + F("billed")),
+                condition=parts_sum_to("amount", "from_transfer_book", "from_own_cash", "billed"),
                 name="charge_parts_sum_to_amount"),
         ]
 
@@ -322,7 +337,7 @@ class TopUp(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_amount_positive"),
-            models.CheckConstraint(condition=Q(amount=F("paid_bills") + F("to_own_cash")),
+            models.CheckConstraint(condition=parts_sum_to("amount", "paid_bills", "to_own_cash"),
                                    name="top_up_parts_sum_to_amount"),
         ]
 

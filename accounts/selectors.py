@@ -4,7 +4,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 from django.utils import timezone
 
 from core.money import CENT, ZERO
@@ -37,12 +37,16 @@ def overdue_subquery(*, on: date | None = None):
 
 
 def with_figures(queryset, *, on: date | None = None):
-    """Annotate the shown figures of R-MON-3 and the overdue amount; no query per row."""
+    """Annotate the shown figures of R-MON-3 and the overdue amount; no query per row.
+
+    The sums are rounded to the cent in SQL: SQLite adds decimals in floating point (0.01 showed, sorted
+    and filtered as 0.0100000000000002); on PostgreSQL's exact numeric the rounding changes nothing.
+    """
     return queryset.annotate(
         overdue_amount=overdue_subquery(on=on),
-        cash_balance_value=F("own_cash") + F("transfer_book_balance"),
-        available_credit_value=(F("own_cash") + F("transfer_book_balance") + F("credit_limit")
-                                - F("outstanding_balance")),
+        cash_balance_value=Round(F("own_cash") + F("transfer_book_balance"), 2, output_field=MONEY_OUTPUT),
+        available_credit_value=Round(F("own_cash") + F("transfer_book_balance") + F("credit_limit")
+                                     - F("outstanding_balance"), 2, output_field=MONEY_OUTPUT),
     )
 
 

@@ -408,7 +408,9 @@ def _charge_locked(*, actor, account: Account, amount: Decimal, description: str
                                    description=description[:200], created_at=at)
     if actor is not None:
         _audit_money(actor, "charge", account, before, _figures(account), obj=record, at=at)
-    _evaluate_alerts([account], at=at)
+    # The balance changes now, whatever day the charge is billed for: the alert goes out now (R-AL-3), and
+    # its day, not the billing day, is the day without a reminder (R-AL-5).
+    _evaluate_alerts([account], at=timezone.now())
     return record
 
 

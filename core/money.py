@@ -11,7 +11,7 @@ CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("999999999999.99")
 
-MSG_AMOUNT_REQUIRED = "Enter an amount."
+MSG_AMOUNT_REQUIRED = "Enter an amount (R-MON-1)."
 MSG_AMOUNT_FORMAT = "Enter an amount in digits, like 1250.00 or 1,250.00 (R-MON-1)."
 MSG_AMOUNT_DECIMALS = "An amount has at most 2 decimal places (R-MON-1)."
 MSG_AMOUNT_POSITIVE = "The amount must be greater than 0.00 (R-MON-1)."
