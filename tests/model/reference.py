@@ -434,8 +434,9 @@ class MoneyModel:
         none while it is overdue or once it is back at or above the threshold.
 
         *Decisions*: no reminder on the day of the alert itself (the alert is that day's message);
-        "at most 5 days" counts the days a reminder went out; while the account is overdue no
-        reminder goes out (a day without a reminder does not count).
+        "at most 5 days" counts the days a reminder went out; reminders "stop as soon as the account is
+        overdue": once the job finds it overdue, the episode sends no more reminders, even if the overdue
+        bill is paid while the account stays below the threshold (a new episode starts after it recovers).
         """
         sent = 0
         for account in self.accounts.values():
@@ -445,7 +446,10 @@ class MoneyModel:
                 continue
             if account.last_message_day is not None and account.last_message_day >= self.today:
                 continue
-            if account.available_credit >= account.alert_threshold or account.overdue(self.today) > 0:
+            if account.available_credit >= account.alert_threshold:
+                continue
+            if account.overdue(self.today) > 0:
+                account.reminders_in_episode = REMINDER_DAYS  # stopped for this episode
                 continue
             account.reminders_in_episode += 1
             account.last_message_day = self.today
