@@ -3,7 +3,7 @@
 shared assets, and print records per second and peak memory.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/bench_rating.py
-    options: --records 100000 --accounts 1000 --assets 200 --batch-size 5000 --service (the charge service
+    options: --records 100000 --accounts 1000 --assets 200 --batch-size 10000 --service (the charge service
     per record instead of the batch path, for comparison) --profile FILE (pyinstrument text report of the
     timed part, written to FILE)
 
@@ -119,6 +119,24 @@ def _status_mb(key: str) -> float:
     return 0.0
 
 
+def _backend_cpu():
+    """A function returning the CPU seconds (user + system) used so far by this connection's PostgreSQL backend
+    process (read from /proc: the server runs on this machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read
+
+
 def _reset_peak_rss() -> float:
     """Reset the process's peak resident set size (Linux: ``clear_refs`` 5), so that the peak read after the
     rating is the rating's and not the set-up's; returns the resident size now, in MB."""
@@ -172,16 +190,34 @@ def main():
 
         profiler = Profiler(interval=0.001)
         profiler.start()
-    timings = defaultdict(lambda: [0, 0.0])
+    timings = defaultdict(lambda: [0, 0.0, 0.0])  # count, wall seconds, database backend CPU seconds
+    backend = _backend_cpu() if connection.vendor == "postgresql" else lambda: 0.0
 
     def timed(execute, sql, params, many, context):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), backend()
         try:
             return execute(sql, params, many, context)
         finally:
             key = " ".join(sql.split()[:6])[:70]
             timings[key][0] += 1
             timings[key][1] += time.perf_counter() - t0
+            timings[key][2] += backend() - c0
+
+    if args.timings:
+        from sharing import rating
+
+        plain_insert = rating._insert
+
+        def timed_insert(model, columns, rows):
+            t0, c0 = time.perf_counter(), backend()
+            plain_insert(model, columns, rows)
+            key = f"COPY/INSERT {model._meta.db_table}"
+            timings[key][0] += 1
+            timings[key][1] += time.perf_counter() - t0
+            timings[key][2] += backend() - c0
+
+        rating._insert = timed_insert
+    db_cpu = backend()
 
     started = time.perf_counter()
     cpu = time.process_time()
@@ -192,12 +228,16 @@ def main():
         done += rate_pending(batch_size=args.batch_size, through_service=args.service)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    db_cpu = backend() - db_cpu
     if profiler is not None:
         profiler.stop()
         Path(args.profile).write_text(profiler.output_text(show_all=False))
     peak_mb = _peak_rss_mb()
-    for key, (n, seconds) in sorted(timings.items(), key=lambda kv: -kv[1][1]):
-        print(f"  {seconds:7.2f} s {n:6d}x  {key}")
+    if timings:
+        print(f"  {'wall s':>7} {'db CPU s':>8} {'count':>6}  statement (the rest of the db CPU: commits, i.e. deferred "
+              f"foreign key checks)")
+    for key, (n, seconds, db_seconds) in sorted(timings.items(), key=lambda kv: -kv[1][2]):
+        print(f"  {seconds:7.2f} {db_seconds:8.2f} {n:6d}  {key}")
     lines = Deduction.objects.filter(usage_record__account__enterprise=enterprise)
     by_source = dict(lines.values_list("source").annotate(s=Sum("amount")).order_by())
     total = UsageRecord.objects.filter(account__enterprise=enterprise).aggregate(s=Sum("amount"))["s"]
@@ -207,7 +247,12 @@ def main():
     print(f"rated {done} records ({args.batch_size} per batch, {queries} queries"
           f"{' + COPYs' if connection.vendor == 'postgresql' and not args.service else ''} for the first batch) "
           f"in {elapsed:.2f} s (+ the first batch): {(done - len(first)) / elapsed:,.0f} records/s")
-    print(f"python process CPU {cpu:.2f} s of {elapsed:.2f} s wall (the rest: waiting for PostgreSQL); "
+    rated = done - len(first)
+    if db_cpu:
+        print(f"CPU: python {cpu:.2f} s + database backend {db_cpu:.2f} s = {cpu + db_cpu:.2f} s for {rated} records: "
+              f"{rated / (cpu + db_cpu):,.0f} records per CPU second (what one core each way sustains without "
+              f"other load; load average now {os.getloadavg()[0]:.1f})")
+    print(f"python process CPU {cpu:.2f} s of {elapsed:.2f} s wall; "
           f"peak memory while rating (VmHWM, reset before): {peak_mb:,.0f} MB (RSS when it started: {rss_before:,.0f} MB)")
     print("paid by: " + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + f"; usage total {total}; "
           f"charged to balances {charged}")

@@ -42,7 +42,7 @@ from .models import DEDUCTION_ORDER, Asset, AssetHourUsage, AssetType, Deduction
 
 QUANTUM = Decimal("0.000001")
 TYPE_RANK = {t.value: i for i, t in enumerate(DEDUCTION_ORDER)}
-DEFAULT_BATCH = 5000
+DEFAULT_BATCH = 10000
 
 RI, SCU, SP, COUPON = (AssetType.RESERVED_INSTANCE.value, AssetType.SCU_PACKAGE.value, AssetType.SAVINGS_PLAN.value,
                        AssetType.COUPON.value)
