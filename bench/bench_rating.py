@@ -3,20 +3,23 @@
 shared assets, and print records per second and peak memory.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/bench_rating.py
-    options: --records 100000 --accounts 1000 --assets 200 --batch-size 1000 --service (the charge service
-    per record instead of the batch path, for comparison)
+    options: --records 100000 --accounts 1000 --assets 200 --batch-size 10000 --service (the charge service
+    per record instead of the batch path, for comparison) --profile FILE (pyinstrument text report of the
+    timed part, written to FILE)
 
 It migrates the database, builds a fresh enterprise (its data stays, each run has its own enterprise), and
-times only the rating. Peak memory is the process's maximum resident set size (``resource``), which
-includes the data set up before; ``tracemalloc`` would slow the run several times.
+times only the rating. Peak memory is the process's peak resident set size during the rating (Linux
+``VmHWM``, reset after the set-up); ``tracemalloc`` would slow the run several times.
 """
 
 import argparse
+import gc
 import os
 import random
 import resource
 import sys
 import time
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +43,7 @@ from accounts.models import Account, LedgerEntry, Operation, User  # noqa: E402
 from core.money import round_money  # noqa: E402
 from sharing import services  # noqa: E402
 from sharing.models import AssetType, Deduction, Grant, ScopeType, UsageRecord  # noqa: E402
-from sharing.rating import rate_batch, rate_pending  # noqa: E402
+from sharing.rating import DEFAULT_BATCH, rate_batch, rate_pending  # noqa: E402
 
 PRODUCTS = ["ecs", "rds", "oss", "nas", "cdn"]
 REGIONS = ["cn-hangzhou", "cn-shanghai"]
@@ -109,14 +112,55 @@ def build(args, rng):
     return enterprise
 
 
+def _status_mb(key: str) -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _backend_cpu():
+    """A function returning the CPU seconds (user + system) used so far by this connection's PostgreSQL backend
+    process (read from /proc: the server runs on this machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read
+
+
+def _reset_peak_rss() -> float:
+    """Reset the process's peak resident set size (Linux: ``clear_refs`` 5), so that the peak read after the
+    rating is the rating's and not the set-up's; returns the resident size now, in MB."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float:
+    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--assets", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=1_000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--service", action="store_true", help="charge through accounts.services.charge per record")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--profile", metavar="FILE", help="profile the timed part with pyinstrument into FILE")
+    parser.add_argument("--timings", action="store_true", help="print the time spent per kind of SQL statement")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     UsageRecord.objects.filter(rated_at__isnull=True).update(rated_at=timezone.now())  # leftovers of a broken run
@@ -133,22 +177,83 @@ def main():
         counted.append(sql)
         return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(count):  # one batch, to show the fixed query count
+    # One batch, to show the fixed query count. On PostgreSQL the inserts are COPY statements on the psycopg
+    # connection (up to 5: operations, ledger rows, bills, charges, deductions), which this does not count.
+    with connection.execute_wrapper(count):
         done = rate_batch(batch_size=args.batch_size, through_service=args.service, record_ids=first)
     queries = len(counted)
+    gc.collect()
+    rss_before = _reset_peak_rss()
+    profiler = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
+    timings = defaultdict(lambda: [0, 0.0, 0.0])  # count, wall seconds, database backend CPU seconds
+    backend = _backend_cpu() if connection.vendor == "postgresql" else lambda: 0.0
+
+    def timed(execute, sql, params, many, context):
+        t0, c0 = time.perf_counter(), backend()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = " ".join(sql.split()[:6])[:70]
+            timings[key][0] += 1
+            timings[key][1] += time.perf_counter() - t0
+            timings[key][2] += backend() - c0
+
+    if args.timings:
+        from sharing import rating
+
+        plain_insert = rating._insert
+
+        def timed_insert(model, columns, rows):
+            t0, c0 = time.perf_counter(), backend()
+            plain_insert(model, columns, rows)
+            key = f"COPY/INSERT {model._meta.db_table}"
+            timings[key][0] += 1
+            timings[key][1] += time.perf_counter() - t0
+            timings[key][2] += backend() - c0
+
+        rating._insert = timed_insert
+    db_cpu = backend()
+
     started = time.perf_counter()
-    done += rate_pending(batch_size=args.batch_size, through_service=args.service)
+    cpu = time.process_time()
+    if args.timings:
+        with connection.execute_wrapper(timed):
+            done += rate_pending(batch_size=args.batch_size, through_service=args.service)
+    else:
+        done += rate_pending(batch_size=args.batch_size, through_service=args.service)
     elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu = time.process_time() - cpu
+    db_cpu = backend() - db_cpu
+    if profiler is not None:
+        profiler.stop()
+        Path(args.profile).write_text(profiler.output_text(show_all=False))
+    peak_mb = _peak_rss_mb()
+    if timings:
+        print(f"  {'wall s':>7} {'db CPU s':>8} {'count':>6}  statement (the rest of the db CPU: commits, i.e. deferred "
+              f"foreign key checks)")
+    for key, (n, seconds, db_seconds) in sorted(timings.items(), key=lambda kv: -kv[1][2]):
+        print(f"  {seconds:7.2f} {db_seconds:8.2f} {n:6d}  {key}")
     lines = Deduction.objects.filter(usage_record__account__enterprise=enterprise)
     by_source = dict(lines.values_list("source").annotate(s=Sum("amount")).order_by())
     total = UsageRecord.objects.filter(account__enterprise=enterprise).aggregate(s=Sum("amount"))["s"]
     charged = -(Operation.objects.filter(kind=Operation.Kind.CHARGE,
                                          charge__account__enterprise=enterprise).aggregate(s=Sum("external_amount"))["s"]
                 or 0)
-    print(f"rated {done} records ({args.batch_size} per batch, {queries} queries for the first batch) "
+    print(f"rated {done} records ({args.batch_size} per batch, {queries} queries"
+          f"{' + COPYs' if connection.vendor == 'postgresql' and not args.service else ''} for the first batch) "
           f"in {elapsed:.2f} s (+ the first batch): {(done - len(first)) / elapsed:,.0f} records/s")
-    print(f"peak memory (max RSS): {peak_mb:,.0f} MB")
+    rated = done - len(first)
+    if db_cpu:
+        print(f"CPU: python {cpu:.2f} s + database backend {db_cpu:.2f} s = {cpu + db_cpu:.2f} s for {rated} records: "
+              f"{rated / (cpu + db_cpu):,.0f} records per CPU second (what one core each way sustains without "
+              f"other load; load average now {os.getloadavg()[0]:.1f})")
+    print(f"python process CPU {cpu:.2f} s of {elapsed:.2f} s wall; "
+          f"peak memory while rating (VmHWM, reset before): {peak_mb:,.0f} MB (RSS when it started: {rss_before:,.0f} MB)")
     print("paid by: " + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + f"; usage total {total}; "
           f"charged to balances {charged}")
     assert sum(by_source.values()) == total and by_source.get("balance", 0) == charged

@@ -1,9 +1,11 @@
 """Rating: what pays for each usage record (R-US-2 to R-US-7).
 
 A batch of unrated records is rated in one transaction with a fixed number of queries, whatever its size:
-the records (locked), their accounts (locked, by primary key), the candidate assets (locked, by primary
-key), their grants and their per-hour consumption, then one bulk write per table. Records are rated in
-record order (primary key), so a savings plan's hourly commitment is used up in that order (R-US-5).
+the records (locked), their accounts (locked, by primary key), the candidate grants and assets (locked, by
+primary key), their per-hour consumption, the ids of the new operations and charges, then one set-based
+write per table (``COPY`` on PostgreSQL, ``executemany`` on SQLite) and one ``UPDATE`` each for the
+per-hour consumption, the coupons, the balances and the records. Records are rated in record order
+(primary key), so a savings plan's hourly commitment is used up in that order (R-US-5).
 
 Per record, in the order of R-US-2: reserved instances, SCU packages, savings plans, coupons, then the
 account's balance (R-MON-5). Within a type the account's own assets come before shared ones, then the one
@@ -12,14 +14,17 @@ that expires first. A shared asset counts only when a grant of the account conta
 rounded to the cent once, where it is recorded, with the parts split so they sum exactly to the record's
 amount (``core.money.split_exact``).
 
+Throughput: the hot loop works on plain tuples, lists and dicts (no model instances, no ORM calls): rows are
+read with ``values_list`` and written as tuples. Model instances are made only for an account whose low
+balance alert changes state, to run the very alert evaluation of the charge service.
+
 The balance is charged either through ``accounts.services.charge`` (``through_service=True``: the
 reference) or by the batch path below, which writes exactly the rows that service writes (Operation of kind
 charge with ``external_amount = -amount``, LedgerEntry rows, Charge, Bill) and runs the same alert
-evaluation, in bulk. Tests hold that both give identical balances and a clean ledger.
+evaluation. Tests hold that both give identical balances and a clean ledger.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -37,270 +42,428 @@ from .models import DEDUCTION_ORDER, Asset, AssetHourUsage, AssetType, Deduction
 
 QUANTUM = Decimal("0.000001")
 TYPE_RANK = {t.value: i for i, t in enumerate(DEDUCTION_ORDER)}
-DEFAULT_BATCH = 1000
+DEFAULT_BATCH = 10000
+
+RI, SCU, SP, COUPON = (AssetType.RESERVED_INSTANCE.value, AssetType.SCU_PACKAGE.value, AssetType.SAVINGS_PLAN.value,
+                       AssetType.COUPON.value)
+BALANCE = Deduction.Source.BALANCE.value
+CHARGE = Operation.Kind.CHARGE.value
+ONE = Decimal(1)
+
+# The columns read per record; a record is a tuple in this order.
+RECORD_FIELDS = ("pk", "record_id", "account_id", "product_code", "region", "instance_type", "quantity",
+                 "unit_price", "amount", "usage_hour", "billed_at")
+R_PK, R_RECORD_ID, R_ACCOUNT, R_PRODUCT, R_REGION, R_TYPE, R_QTY, R_PRICE, R_AMOUNT, R_HOUR, R_BILLED = range(11)
 
 
 def _q(value: Decimal) -> Decimal:
     return value.quantize(QUANTUM)
 
 
-@dataclass
-class _Candidate:
-    asset: Asset
-    own: bool
-    intervals: list = field(default_factory=list)  # (from, to or None) for shared assets
+class _Asset:
+    """What rating needs of an asset, and its coupon state."""
 
-    def applies_at(self, hour) -> bool:
-        a = self.asset
-        if not (a.valid_from <= hour < a.valid_to):
-            return False
-        if self.own:
-            return True
-        return any(start <= hour and (end is None or hour < end) for start, end in self.intervals)
+    __slots__ = ("pk", "kind", "owner_id", "valid_from", "valid_to", "products", "capacity", "commitment",
+                 "discount", "instance_type", "region", "remaining")
 
-    def sort_key(self):
-        return (TYPE_RANK[self.asset.asset_type], not self.own, self.asset.valid_to, self.asset.pk)
+    def __init__(self, pk, kind, owner_id, valid_from, valid_to, products, commitment, discount, instance_type,
+                 region, instance_count, capacity_gb, remaining):
+        self.pk, self.kind, self.owner_id = pk, kind, owner_id
+        self.valid_from, self.valid_to = valid_from, valid_to
+        self.products = frozenset(products or ())
+        self.capacity = Decimal(instance_count) if kind == RI else capacity_gb
+        self.commitment, self.discount = commitment, discount
+        self.instance_type, self.region, self.remaining = instance_type, region, remaining
 
 
-def _matches(asset: Asset, record: UsageRecord) -> bool:
-    kind = asset.asset_type
-    if kind == AssetType.RESERVED_INSTANCE:
-        return bool(record.instance_type) and asset.instance_type == record.instance_type \
-            and asset.region == record.region
-    if kind in (AssetType.SCU_PACKAGE, AssetType.SAVINGS_PLAN):
-        return record.product_code in asset.products
-    return not asset.products or record.product_code in asset.products
+ASSET_FIELDS = ("pk", "asset_type", "owner_id", "valid_from", "valid_to", "products", "hourly_commitment",
+                "discount_rate", "instance_type", "region", "instance_count", "capacity_gb", "remaining_value")
 
 
 class _Batch:
     """In-memory state of one batch: candidates per account, per-hour consumption, coupons touched."""
 
     def __init__(self, records):
-        self.records = records
-        account_ids = {r.account_id for r in records}
-        hours = {r.usage_hour for r in records}
+        account_ids = {r[R_ACCOUNT] for r in records}
+        hours = {r[R_HOUR] for r in records}
         lo, hi = min(hours), max(hours)
         grants = list(Grant.objects.filter(account_id__in=account_ids, effective_from__lte=hi)
                       .filter(Q(effective_to__isnull=True) | Q(effective_to__gt=lo))
                       .values_list("asset_id", "account_id", "effective_from", "effective_to"))
         granted_ids = {g[0] for g in grants}
-        assets = list(Asset.objects.filter(Q(owner_id__in=account_ids) | Q(pk__in=granted_ids),
-                                           status=Asset.Status.ACTIVE, valid_from__lte=hi, valid_to__gt=lo)
-                      .select_for_update().order_by("pk"))
+        assets = Asset.objects.filter(Q(owner_id__in=account_ids) | Q(pk__in=granted_ids),
+                                      status=Asset.Status.ACTIVE, valid_from__lte=hi, valid_to__gt=lo)
+        if connection.features.has_select_for_update:
+            assets = assets.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+        assets = [_Asset(*row) for row in assets.order_by("pk").values_list(*ASSET_FIELDS)]
         by_id = {a.pk: a for a in assets}
-        self.candidates: dict[int, list[_Candidate]] = defaultdict(list)
-        shared: dict[tuple[int, int], _Candidate] = {}
+        # candidates[account] = [own?, asset, intervals] in the order of R-US-2 (type, own first, expiry, pk).
+        found: dict[int, list] = defaultdict(list)
         for asset in assets:
             if asset.owner_id in account_ids:
-                self.candidates[asset.owner_id].append(_Candidate(asset, True))
+                found[asset.owner_id].append([True, asset, None])
+        shared: dict[tuple[int, int], list] = {}
         for asset_id, account_id, start, end in grants:
             asset = by_id.get(asset_id)
             if asset is None or asset.owner_id == account_id:
                 continue
             key = (asset_id, account_id)
             if key not in shared:
-                shared[key] = _Candidate(asset, False)
-                self.candidates[account_id].append(shared[key])
-            shared[key].intervals.append((start, end))
-        for items in self.candidates.values():
-            items.sort(key=_Candidate.sort_key)
-        hourly_ids = [a.pk for a in assets if a.asset_type != AssetType.COUPON]
+                shared[key] = [False, asset, []]
+                found[account_id].append(shared[key])
+            shared[key][2].append((start, end))
+        # Per account, three lists in deduction order: reserved instances and SCU packages, savings plans, coupons.
+        self.candidates: dict[int, tuple[list, list, list]] = {}
+        for account_id, items in found.items():
+            items.sort(key=lambda c: (TYPE_RANK[c[1].kind], not c[0], c[1].valid_to, c[1].pk))
+            capacity = [(c[1], c[2]) for c in items if c[1].kind in (RI, SCU)]
+            plans = [(c[1], c[2]) for c in items if c[1].kind == SP]
+            coupons = [(c[1], c[2]) for c in items if c[1].kind == COUPON]
+            self.candidates[account_id] = (capacity, plans, coupons)
+        hourly_ids = [a.pk for a in assets if a.kind != COUPON]
         self.used: dict[tuple[int, object], Decimal] = {}
         if hourly_ids:
-            for row in AssetHourUsage.objects.filter(asset_id__in=hourly_ids, usage_hour__in=hours).values_list(
-                    "asset_id", "usage_hour", "used"):
-                self.used[(row[0], row[1])] = row[2]
+            self.used.update(((a, h), u) for a, h, u in AssetHourUsage.objects.filter(
+                asset_id__in=hourly_ids, usage_hour__in=hours).values_list("asset_id", "usage_hour", "used"))
         self.dirty_hours: set = set()
-        self.dirty_coupons: dict[int, Asset] = {}
+        self.dirty_coupons: dict[int, _Asset] = {}
 
-    def rate(self, record: UsageRecord) -> tuple[list[dict], Decimal]:
-        """The deduction lines of ``record`` (without the balance line) and the amount left for the balance."""
-        hour = record.usage_hour
-        price = record.unit_price
-        q_rem = record.quantity
-        parts = []  # exact: source, asset, covered quantity, pay-as-you-go value, asset value used
-        candidates = [c for c in self.candidates.get(record.account_id, ()) if c.applies_at(hour)
-                      and _matches(c.asset, record)]
+    def rate(self, record) -> tuple[list[tuple], Decimal, Decimal]:
+        """The deduction lines of ``record`` without the balance line, as (source, asset id, covered quantity,
+        amount, asset value used), the amount left for the balance, and the quantity it covers."""
+        found = self.candidates.get(record[R_ACCOUNT])
+        if found is None:  # no asset applies: the balance pays it all
+            return [], record[R_AMOUNT], record[R_QTY]
+        capacity, plans, coupons = found
+        hour = record[R_HOUR]
+        product = record[R_PRODUCT]
+        price = record[R_PRICE]
+        q_rem = record[R_QTY]
+        used = self.used
+        parts = []  # exact: source, asset id, covered quantity, pay-as-you-go value, asset value used
         # R-US-3, R-US-4: instance-hours / GB per hour, shared by all the accounts together.
-        for c in candidates:
-            asset = c.asset
-            if asset.asset_type not in (AssetType.RESERVED_INSTANCE, AssetType.SCU_PACKAGE) or q_rem <= 0:
+        for asset, intervals in capacity:
+            if q_rem <= 0:
+                break
+            if asset.kind == RI:
+                if not record[R_TYPE] or asset.instance_type != record[R_TYPE] or asset.region != record[R_REGION]:
+                    continue
+            elif product not in asset.products:
                 continue
-            capacity = Decimal(asset.instance_count) if asset.asset_type == AssetType.RESERVED_INSTANCE \
-                else asset.capacity_gb
+            if not _applies(asset, intervals, hour):
+                continue
             key = (asset.pk, hour)
-            left = capacity - self.used.get(key, ZERO)
+            before = used.get(key, ZERO)
+            left = asset.capacity - before
             if left <= 0:
                 continue
             covered = min(q_rem, left)
-            self.used[key] = self.used.get(key, ZERO) + covered
+            used[key] = before + covered
             self.dirty_hours.add(key)
-            parts.append([asset.asset_type, asset, covered, covered * price, ZERO])
+            parts.append((asset.kind, asset.pk, covered, covered * price, ZERO))
             q_rem -= covered
         # R-US-5: the hour's unused commitment R pays C x (1 - d).
         payg = q_rem * price
-        for c in candidates:
-            asset = c.asset
-            if asset.asset_type != AssetType.SAVINGS_PLAN or payg <= 0:
+        for asset, intervals in plans:
+            if payg <= 0:
+                break
+            if product not in asset.products or not _applies(asset, intervals, hour):
                 continue
             key = (asset.pk, hour)
-            left = asset.hourly_commitment - self.used.get(key, ZERO)
+            before = used.get(key, ZERO)
+            left = asset.commitment - before
             if left <= 0:
                 continue
-            cost = payg * (1 - asset.discount_rate)
+            cost = payg * (ONE - asset.discount)
             if left >= cost:
                 use, covered_value, covered_qty = round_money(cost), payg, q_rem
             else:
                 share = left / cost
                 use, covered_value, covered_qty = left, payg * share, q_rem * share
-            self.used[key] = self.used.get(key, ZERO) + use
+            used[key] = before + use
             self.dirty_hours.add(key)
-            parts.append([AssetType.SAVINGS_PLAN, asset, covered_qty, covered_value, use])
+            parts.append((SP, asset.pk, covered_qty, covered_value, use))
             payg -= covered_value
             q_rem -= covered_qty
         # Money is recorded once, in cents, split so that the parts sum exactly to the record's amount.
-        cents = split_exact(record.amount, [p[3] for p in parts] + [payg])
-        lines = [{"source": p[0], "asset": p[1], "covered_quantity": _q(p[2]), "amount": cents[i],
-                  "asset_value_used": p[4]} for i, p in enumerate(parts)]
-        rest = cents[-1]
+        if parts:
+            cents = split_exact(record[R_AMOUNT], [p[3] for p in parts] + [payg])
+            lines = [(p[0], p[1], _q(p[2]), cents[i], p[4]) for i, p in enumerate(parts)]
+            rest = cents[-1]
+        else:
+            lines, rest = [], record[R_AMOUNT]
         # R-US-6: coupons pay up to their remaining value.
-        if rest > 0:
+        if rest > 0 and coupons:
             start, start_qty = rest, q_rem
-            for c in candidates:
-                asset = c.asset
-                if asset.asset_type != AssetType.COUPON or rest <= 0 or asset.remaining_value <= 0:
+            for asset, intervals in coupons:
+                if rest <= 0:
+                    break
+                if asset.remaining <= 0 or (asset.products and product not in asset.products) \
+                        or not _applies(asset, intervals, hour):
                     continue
-                use = min(asset.remaining_value, rest)
-                asset.remaining_value -= use
+                use = min(asset.remaining, rest)
+                asset.remaining -= use
                 self.dirty_coupons[asset.pk] = asset
-                lines.append({"source": AssetType.COUPON, "asset": asset, "amount": use, "asset_value_used": use,
-                              "covered_quantity": _q(start_qty * use / start)})
+                lines.append((COUPON, asset.pk, _q(start_qty * use / start), use, use))
                 rest -= use
                 q_rem -= start_qty * use / start
-        self.rest_quantity = q_rem
-        return lines, rest
-
-    def save_state(self) -> None:
-        if self.dirty_hours:
-            AssetHourUsage.objects.bulk_create(
-                [AssetHourUsage(asset_id=k[0], usage_hour=k[1], used=self.used[k]) for k in sorted(
-                    self.dirty_hours, key=lambda k: (k[0], k[1]))],
-                update_conflicts=True, unique_fields=["asset", "usage_hour"], update_fields=["used"])
-        if self.dirty_coupons:
-            Asset.objects.bulk_update(list(self.dirty_coupons.values()), ["remaining_value"])
+        return lines, rest, q_rem
 
 
-def _description(record: UsageRecord) -> str:
-    return f"Usage {record.record_id}: {record.product_code} {record.region} {record.usage_hour:%Y-%m-%d %H:00}"[:200]
+def _applies(asset: _Asset, intervals, hour) -> bool:
+    """The asset is valid at ``hour``, and owned (``intervals`` is None) or granted at ``hour`` (R-SH-6)."""
+    if not (asset.valid_from <= hour < asset.valid_to):
+        return False
+    if intervals is None:
+        return True
+    for start, end in intervals:
+        if start <= hour and (end is None or hour < end):
+            return True
+    return False
 
 
-def _charges_batch(items: list[tuple[UsageRecord, Decimal]], accounts: dict[int, Account]) -> list[Charge]:
-    """Charge each (record, amount) to its account's balance, exactly as ``accounts.services.charge`` would
-    (R-MON-5), in bulk: one insert per table and one update of the accounts, whatever the number of charges."""
-    operations, plans = [], []
-    for record, amount in items:
-        account = accounts[record.account_id]
-        at = record.billed_at
-        from_book = min(account.transfer_book_balance, amount)
-        from_cash = min(account.own_cash, amount - from_book)
-        billed = amount - from_book - from_cash
-        account.transfer_book_balance -= from_book
-        account.own_cash -= from_cash
-        account.outstanding_balance += billed
-        # The same alert evaluation the service runs after each charge (R-AL-3); no query unless one fires.
-        account_services._evaluate_alerts([account], at=at)
-        description = _description(record)
-        operations.append(Operation(kind=Operation.Kind.CHARGE, external_amount=-amount, actor=None,
-                                    description=description, created_at=at))
-        plans.append((account, amount, from_book, from_cash, billed, description, at))
-    Operation.objects.bulk_create(operations)
-    entries, bills, charges = [], [], []
-    for operation, (account, amount, from_book, from_cash, billed, description, at) in zip(operations, plans):
-        for bucket, delta in (("transfer_book", -from_book), ("own_cash", -from_cash), ("outstanding", billed)):
-            if delta != 0:
-                entries.append(LedgerEntry(operation=operation, account=account, bucket=bucket, amount=delta,
-                                           created_at=at))
-        if billed > 0:
-            bills.append(Bill(account=account, operation=operation, amount=billed, unpaid_amount=billed,
-                              description=description, created_at=at,
-                              due_date=timezone.localdate(at) + timedelta(days=settings.EAC_BILL_DUE_DAYS)))
-        charges.append(Charge(account=account, operation=operation, amount=amount, from_transfer_book=from_book,
-                              from_own_cash=from_cash, billed=billed, description=description, created_at=at))
-    LedgerEntry.objects.bulk_create(entries)
-    if bills:
-        Bill.objects.bulk_create(bills)
-    Charge.objects.bulk_create(charges)
-    touched = {plan[0].pk: plan[0] for plan in plans}
-    _update_balances(list(touched.values()))
-    return charges
+def _description(record, hours: dict | None = None) -> str:
+    """``Usage <record id>: <product> <region> <usage hour>``; ``hours`` caches the formatted hours."""
+    hour = record[R_HOUR]
+    text = hours.get(hour) if hours is not None else None
+    if text is None:
+        text = f"{hour:%Y-%m-%d %H:00}"
+        if hours is not None:
+            hours[hour] = text
+    return f"Usage {record[R_RECORD_ID]}: {record[R_PRODUCT]} {record[R_REGION]} {text}"[:200]
 
 
-BALANCE_COLUMNS = ("own_cash", "transfer_book_balance", "outstanding_balance")
+# --- Set-based writes -----------------------------------------------------------------------------------
+
+def _table(model) -> str:
+    return model._meta.db_table
 
 
-def _update_balances(accounts: list[Account]) -> None:
-    """One ``UPDATE ... FROM (VALUES ...)`` for the new balances of every account of the batch.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-    ``bulk_update`` would build a CASE expression per account and column, which costs more Python time than
-    the whole rating of the batch. The VALUES columns are ``column1``, ``column2``... on both PostgreSQL and
-    SQLite (3.33+)."""
-    if not accounts:
+
+def _copy_field(value) -> str:
+    """One field in ``COPY``'s text format: ``\\N`` for NULL, strings escaped, anything else as ``str()``
+    (Decimal, int, an aware datetime as ``2025-06-01 10:00:00+00:00``, a date)."""
+    if value is None:
+        return "\\N"
+    if type(value) is str:
+        return value.translate(_COPY_ESCAPES)
+    return str(value)
+
+
+def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert ``rows`` (tuples of the fields ``columns``) into ``model``'s table in one statement:
+    ``COPY ... FROM STDIN`` on PostgreSQL (the text is formatted here: psycopg's per-row adaptation cost more
+    than the rest of the batch's Python), one ``executemany`` elsewhere."""
+    if not rows:
         return
-    table = connection.ops.quote_name(Account._meta.db_table)
-    columns = [connection.ops.quote_name(Account._meta.get_field(f).column) for f in BALANCE_COLUMNS]
-    row = "(CAST(%s AS BIGINT), " + ", ".join(["CAST(%s AS NUMERIC)"] * len(columns)) + ")"
-    assignments = ", ".join(f"{col} = v.column{i + 2}" for i, col in enumerate(columns))
-    sql = (f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(accounts))}) AS v "
-           f"WHERE {table}.{connection.ops.quote_name('id')} = v.column1")
-    params = []
-    for account in accounts:
-        params.append(account.pk)
-        params.extend(getattr(account, f) for f in BALANCE_COLUMNS)
+    fields = [model._meta.get_field(name) for name in columns]
+    qn = connection.ops.quote_name
+    column_list = ", ".join(qn(f.column) for f in fields)
+    if connection.vendor == "postgresql":
+        data = "".join(["\t".join(map(_copy_field, row)) + "\n" for row in rows]).encode()
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            with cursor.copy(f"COPY {qn(_table(model))} ({column_list}) FROM STDIN") as copy:
+                copy.write(data)
+        return
+    placeholders = ", ".join(["%s"] * len(fields))
+    prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row)] for row in rows]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.executemany(f"INSERT INTO {qn(_table(model))} ({column_list}) VALUES ({placeholders})", prepared)
+
+
+def _update(model, columns: tuple[str, ...], rows: list[tuple], *, casts: tuple[str, ...]) -> None:
+    """Set ``columns`` of the rows whose primary key is each row's first value, in one statement
+    (``UPDATE ... FROM unnest(...)`` on PostgreSQL, one ``executemany`` elsewhere)."""
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    table = qn(_table(model))
+    names = [qn(model._meta.get_field(c).column) for c in columns]
+    if connection.vendor == "postgresql":
+        arrays = [list(values) for values in zip(*rows)]
+        aliases = ", ".join(f"c{i}" for i in range(len(rows[0])))
+        unnest = ", ".join(f"%s::{cast}[]" for cast in ("bigint",) + casts)
+        assignments = ", ".join(f"{name} = v.c{i + 1}" for i, name in enumerate(names))
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {assignments} FROM unnest({unnest}) AS v({aliases}) "
+                           f"WHERE {table}.{qn('id')} = v.c0", arrays)
+        return
+    fields = [model._meta.get_field(c) for c in columns]
+    assignments = ", ".join(f"{name} = %s" for name in names)
+    prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row[1:])] + [row[0]] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {qn('id')} = %s", prepared)
+
+
+def _reserve_ids(count: int) -> tuple[list[int], list[int]]:
+    """``count`` new primary keys for operations and for charges, in one query, so that the rows that
+    reference them can be written in the same round of set-based inserts."""
+    op_table, charge_table = _table(Operation), _table(Charge)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "WITH s AS (SELECT pg_get_serial_sequence(%s, 'id') AS o, pg_get_serial_sequence(%s, 'id') AS c) "
+                "SELECT nextval(s.o), nextval(s.c) FROM s, generate_series(1, %s)", [op_table, charge_table, count])
+            pairs = cursor.fetchall()
+            return sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
+        # SQLite: the transaction holds the write lock from its start (IMMEDIATE), so nobody else inserts.
+        qn = connection.ops.quote_name
+        cursor.execute(f"SELECT (SELECT COALESCE(MAX(id), 0) FROM {qn(op_table)}), "
+                       f"(SELECT COALESCE(MAX(id), 0) FROM {qn(charge_table)})")
+        op_max, charge_max = cursor.fetchone()
+        return list(range(op_max + 1, op_max + 1 + count)), list(range(charge_max + 1, charge_max + 1 + count))
+
+
+ACCOUNT_FIELDS = ("pk", "own_cash", "transfer_book_balance", "outstanding_balance", "credit_limit", "alert_enabled",
+                  "alert_threshold", "alert_sent_at")
+OPERATION_COLUMNS = ("id", "kind", "external_amount", "actor", "description", "created_at")
+LEDGER_COLUMNS = ("operation", "account", "bucket", "amount", "created_at")
+BILL_COLUMNS = ("account", "operation", "amount", "unpaid_amount", "description", "created_at", "due_date", "paid_at")
+CHARGE_COLUMNS = ("id", "account", "operation", "amount", "from_transfer_book", "from_own_cash", "billed",
+                  "description", "created_at")
+DEDUCTION_COLUMNS = ("usage_record", "position", "source", "asset", "covered_quantity", "amount", "asset_value_used",
+                     "charge")
+
+
+def _charge_all(items: list[tuple], accounts: dict[int, list]) -> list[int]:
+    """Charge each (record, amount) to its account's balance, exactly as ``accounts.services.charge`` would
+    (R-MON-5), with set-based writes: one insert per table and one update of the balances. ``accounts``
+    maps pk to [own cash, transfer book, outstanding, credit limit, alert enabled, threshold, alert sent at]
+    and is updated. Returns the charges' primary keys, in the order of ``items``."""
+    operation_ids, charge_ids = _reserve_ids(len(items))
+    operations, entries, bills, charges = [], [], [], []
+    due_dates: dict = {}
+    hours: dict = {}
+    due_days = timedelta(days=settings.EAC_BILL_DUE_DAYS)
+    instances: dict[int, Account] = {}
+    for (record, amount), op_id, charge_id in zip(items, operation_ids, charge_ids):
+        account_id = record[R_ACCOUNT]
+        state = accounts[account_id]
+        cash, book, outstanding = state[0], state[1], state[2]
+        at = record[R_BILLED]
+        from_book = book if book < amount else amount
+        from_cash = min(cash, amount - from_book)
+        billed = amount - from_book - from_cash
+        state[0], state[1], state[2] = cash - from_cash, book - from_book, outstanding + billed
+        description = _description(record, hours)
+        operations.append((op_id, CHARGE, -amount, None, description, at))
+        if from_book:
+            entries.append((op_id, account_id, "transfer_book", -from_book, at))
+        if from_cash:
+            entries.append((op_id, account_id, "own_cash", -from_cash, at))
+        if billed:
+            entries.append((op_id, account_id, "outstanding", billed, at))
+            due = due_dates.get(at)
+            if due is None:
+                due = due_dates[at] = timezone.localdate(at) + due_days
+            bills.append((account_id, op_id, billed, billed, description, at, due, None))
+        charges.append((charge_id, account_id, op_id, amount, from_book, from_cash, billed, description, at))
+        # The alert evaluation the service runs after each charge (R-AL-3), on the account as it is now. A
+        # change of alert state (rare) runs the service's own code on a model instance.
+        if state[4]:
+            below = state[0] + state[1] + state[3] - state[2] < state[5]
+            if below == (state[6] is None):
+                account = instances.get(account_id)
+                if account is None:
+                    account = instances[account_id] = Account.objects.get(pk=account_id)
+                account.own_cash, account.transfer_book_balance, account.outstanding_balance = state[0], state[1], \
+                    state[2]
+                account_services._evaluate_alerts([account], at=at)
+                state[6] = account.alert_sent_at
+    _insert(Operation, OPERATION_COLUMNS, operations)
+    _insert(LedgerEntry, LEDGER_COLUMNS, entries)
+    _insert(Bill, BILL_COLUMNS, bills)
+    _insert(Charge, CHARGE_COLUMNS, charges)
+    touched = {record[R_ACCOUNT] for record, _amount in items}
+    _update(Account, ("own_cash", "transfer_book_balance", "outstanding_balance"),
+            [(pk, *accounts[pk][:3]) for pk in sorted(touched)], casts=("numeric", "numeric", "numeric"))
+    return charge_ids
 
 
 @atomic_service
 def rate_batch(*, batch_size: int = DEFAULT_BATCH, through_service: bool = False, record_ids=None) -> int:
     """Rate up to ``batch_size`` unrated records (oldest first); returns how many. Rated records are skipped,
     so rating a record twice changes nothing (R-US-7)."""
+    now = timezone.now()
+    records = _take_records(batch_size, record_ids, now)
+    if not records:
+        return 0
+    # Lock order: accounts by primary key, then assets by primary key (as the account services do).
+    lock = Account.objects.filter(pk__in={r[R_ACCOUNT] for r in records}).order_by("pk")
+    if connection.features.has_select_for_update:
+        lock = lock.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+    accounts = {row[0]: list(row[1:]) for row in lock.values_list(*ACCOUNT_FIELDS)}
+    batch = _Batch(records)
+    deductions, to_charge, balance_lines = [], [], []
+    for record in records:
+        lines, rest, rest_qty = batch.rate(record)
+        pk = record[R_PK]
+        position = 0
+        for position, (source, asset_id, covered, amount, value_used) in enumerate(lines, 1):
+            deductions.append([pk, position, source, asset_id, covered, amount, value_used, None])
+        if rest > 0:
+            line = [pk, position + 1, BALANCE, None, _q(rest_qty), rest, ZERO, None]
+            deductions.append(line)
+            balance_lines.append(line)
+            to_charge.append((record, rest))
+    if batch.dirty_hours:
+        _upsert_hour_usage(sorted(batch.dirty_hours), batch.used)
+    _update(Asset, ("remaining_value",), [(a.pk, a.remaining) for a in sorted(
+        batch.dirty_coupons.values(), key=lambda a: a.pk)], casts=("numeric",))
+    if to_charge:
+        if through_service:
+            charge_ids = [account_services.charge(actor=None, account=record[R_ACCOUNT], amount=amount,
+                                                  description=_description(record), at=record[R_BILLED]).pk
+                          for record, amount in to_charge]
+        else:
+            charge_ids = _charge_all(to_charge, accounts)
+        for line, charge_id in zip(balance_lines, charge_ids):
+            line[7] = charge_id
+    _insert(Deduction, DEDUCTION_COLUMNS, [tuple(d) for d in deductions])
+    if connection.vendor != "postgresql":
+        UsageRecord.objects.filter(pk__in=[r[R_PK] for r in records]).update(rated_at=now)
+    return len(records)
+
+
+def _take_records(batch_size: int, record_ids, now) -> list[tuple]:
+    """Up to ``batch_size`` unrated records (of ``record_ids`` when given), oldest first, as tuples of
+    ``RECORD_FIELDS``. On PostgreSQL one statement locks them (skipping those another rater holds), marks
+    them rated at ``now`` and returns them; the transaction makes that mark and the rating one (R-US-7).
+    Elsewhere they are read here and marked at the end of the batch."""
     qs = UsageRecord.objects.filter(rated_at__isnull=True).order_by("pk")
     if record_ids is not None:
         qs = qs.filter(pk__in=list(record_ids))
-    if connection.vendor == "postgresql":
-        qs = qs.select_for_update(skip_locked=True)
-    records = list(qs[:batch_size])
-    if not records:
-        return 0
-    now = timezone.now()
-    # Lock order: accounts by primary key, then assets by primary key (as the account services do).
-    accounts = {a.pk: a for a in Account.objects.select_for_update(of=("self",), no_key=True).select_related("enterprise")
-                .filter(pk__in={r.account_id for r in records}).order_by("pk")}
-    batch = _Batch(records)
-    deductions, to_charge = [], []
-    for record in records:
-        lines, rest = batch.rate(record)
-        for position, line in enumerate(lines, 1):
-            deductions.append(Deduction(usage_record=record, position=position, **line))
-        if rest > 0:
-            balance_line = Deduction(usage_record=record, position=len(lines) + 1, source=Deduction.Source.BALANCE,
-                                     amount=rest, covered_quantity=_q(batch.rest_quantity))
-            deductions.append(balance_line)
-            to_charge.append((record, rest, balance_line))
-    batch.save_state()
-    if to_charge:
-        if through_service:
-            charges = []
-            for record, amount, _line in to_charge:
-                charges.append(account_services.charge(actor=None, account=record.account_id, amount=amount,
-                                                       description=_description(record), at=record.billed_at))
-        else:
-            charges = _charges_batch([(r, a) for r, a, _ in to_charge], accounts)
-        for (_record, _amount, line), charge in zip(to_charge, charges):
-            line.charge = charge
-    Deduction.objects.bulk_create(deductions)
-    UsageRecord.objects.filter(pk__in=[r.pk for r in records]).update(rated_at=now)
-    return len(records)
+    if connection.vendor != "postgresql":
+        return list(qs.values_list(*RECORD_FIELDS)[:batch_size])
+    inner, params = qs.select_for_update(skip_locked=True).values("pk")[:batch_size].query.sql_with_params()
+    qn = connection.ops.quote_name
+    table = qn(_table(UsageRecord))
+    columns = ", ".join(qn(UsageRecord._meta.get_field(f).column) for f in RECORD_FIELDS[1:])
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {qn('rated_at')} = %s WHERE {qn('id')} IN ({inner}) "
+                       f"RETURNING {qn('id')}, {columns}", [now, *params])
+        return sorted(cursor.fetchall())
+
+
+def _upsert_hour_usage(keys: list[tuple[int, object]], used: dict) -> None:
+    """Write the per-hour consumption of the batch's assets (R-US-3 to R-US-5) in one statement."""
+    qn = connection.ops.quote_name
+    table = qn(_table(AssetHourUsage))
+    conflict = "ON CONFLICT (asset_id, usage_hour) DO UPDATE SET used = EXCLUDED.used"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"INSERT INTO {table} (asset_id, usage_hour, used) SELECT * FROM "
+                           f"unnest(%s::bigint[], %s::timestamptz[], %s::numeric[]) {conflict}",
+                           [[k[0] for k in keys], [k[1] for k in keys], [used[k] for k in keys]])
+            return
+        hour_field = AssetHourUsage._meta.get_field("usage_hour")
+        used_field = AssetHourUsage._meta.get_field("used")
+        cursor.executemany(f"INSERT INTO {table} (asset_id, usage_hour, used) VALUES (%s, %s, %s) {conflict}",
+                           [(k[0], hour_field.get_db_prep_save(k[1], connection),
+                             used_field.get_db_prep_save(used[k], connection)) for k in keys])
 
 
 def rate_pending(*, batch_size: int = DEFAULT_BATCH, through_service: bool = False, record_ids=None) -> int:
