@@ -136,10 +136,8 @@ def withdrawal_targets(source: Account):
                                   pairs_as_target__remaining_revocable__gt=0).order_by("name")
 
 
-def transfer_records(account: Account, *, kind: str | None = None, date_from: date | None = None,
-                     date_to: date | None = None):
-    """Every transfer and withdrawal in and out of ``account``, newest first (R-TR-6)."""
-    qs = TransferRecord.objects.filter(Q(payer=account) | Q(payee=account)).select_related("payer", "payee", "actor")
+def _records_between(qs, *, kind: str | None = None, date_from: date | None = None, date_to: date | None = None):
+    """Filter records by type and by the local date of ``created_at`` (both ends included), newest first."""
     if kind:
         qs = qs.filter(kind=kind)
     if date_from:
@@ -147,18 +145,19 @@ def transfer_records(account: Account, *, kind: str | None = None, date_from: da
     if date_to:
         qs = qs.filter(created_at__date__lte=date_to)
     return qs.order_by("-created_at", "-id")
+
+
+def transfer_records(account: Account, *, kind: str | None = None, date_from: date | None = None,
+                     date_to: date | None = None):
+    """Every transfer and withdrawal in and out of ``account``, newest first (R-TR-6)."""
+    qs = TransferRecord.objects.filter(Q(payer=account) | Q(payee=account)).select_related("payer", "payee", "actor")
+    return _records_between(qs, kind=kind, date_from=date_from, date_to=date_to)
 
 
 def enterprise_transfer_records(enterprise: Enterprise, *, kind: str | None = None,
                                 date_from: date | None = None, date_to: date | None = None):
     qs = TransferRecord.objects.filter(payer__enterprise=enterprise).select_related("payer", "payee", "actor")
-    if kind:
-        qs = qs.filter(kind=kind)
-    if date_from:
-        qs = qs.filter(created_at__date__gte=date_from)
-    if date_to:
-        qs = qs.filter(created_at__date__lte=date_to)
-    return qs.order_by("-created_at", "-id")
+    return _records_between(qs, kind=kind, date_from=date_from, date_to=date_to)
 
 
 def credit_change_records(enterprise: Enterprise, *, account: Account | None = None,
@@ -167,11 +166,7 @@ def credit_change_records(enterprise: Enterprise, *, account: Account | None = N
     qs = CreditChangeRecord.objects.filter(enterprise=enterprise).select_related("account", "actor")
     if account is not None:
         qs = qs.filter(account=account)
-    if date_from:
-        qs = qs.filter(created_at__date__gte=date_from)
-    if date_to:
-        qs = qs.filter(created_at__date__lte=date_to)
-    return qs.order_by("-created_at", "-id")
+    return _records_between(qs, date_from=date_from, date_to=date_to)
 
 
 # --- The directory (R-ORG-3) ---
