@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.models import Account, Folder
 from core.errors import DomainError
@@ -71,6 +71,7 @@ def _done(request, message: str, *, redirect_to: str):
 # ---------------------------------------------------------------------------------------------
 
 @login_required
+@require_safe
 def asset_list(request, asset_type: str = AssetType.SAVINGS_PLAN):
     if asset_type not in TYPE_SLUGS:
         raise Http404("No such asset type")
@@ -170,6 +171,7 @@ def unshare(request, pk):
 
 
 @admin_required
+@require_safe
 def history_drawer(request, pk):
     asset = _admin_asset(request, pk)
     context = {"asset": asset, "grants": list(selectors.share_history(asset)),
