@@ -8,6 +8,7 @@ enterprise's administrator gets 404 for an asset that is not its enterprise's.
 
 import functools
 import json
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -98,14 +99,12 @@ def asset_list(request, asset_type: str = AssetType.SAVINGS_PLAN):
 # Share drawer (R-SH-2 to R-SH-5, R-SH-8)
 # ---------------------------------------------------------------------------------------------
 
+_PK = re.compile(r"^[1-9][0-9]{0,17}$", re.ASCII)  # a primary key the database can hold (below 2**63)
+
+
 def _ids(values) -> list[int]:
-    out = []
-    for value in values:
-        try:
-            out.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return out
+    """The plain positive numbers among ``values``; anything else (junk, huge, negative) names nothing."""
+    return [int(value.strip()) for value in values if isinstance(value, str) and _PK.match(value.strip())]
 
 
 @admin_required
@@ -205,7 +204,10 @@ def rules(request):
                                    scope_type=scope_type, accounts=accounts, folders=folders,
                                    enabled=request.POST.get("enabled") == "on")
         except DomainError as exc:
-            errors[asset_type] = exc
+            if asset_type in TYPE_SLUGS:
+                errors[asset_type] = exc  # shown on that type's rule
+            else:  # no such type: no rule to show it on, so above the rules
+                messages.error(request, exc.message)
         else:
             messages.success(request, f"The automatic sharing rule for {TYPE_SLUGS.get(asset_type)} is saved; "
                                       "it applies to assets provisioned from now on.")
