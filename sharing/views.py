@@ -25,7 +25,7 @@ from core.errors import DomainError
 
 from . import selectors, services
 from .models import AssetType, ScopeType, UsageImport, UsageRecord
-from .usage_import import COLUMNS, UsageImportError, import_and_rate
+from .usage_import import COLUMNS, MAX_FILE_BYTES, MSG_FILE_TOO_BIG, UsageImportError, import_and_rate
 
 TYPE_SLUGS = {t.value: t.label for t in AssetType}
 STATUS_FILTERS = [("", "Any status"), ("valid", "Valid"), ("upcoming", "Not yet valid"), ("expired", "Expired"),
@@ -241,6 +241,8 @@ def usage_import_page(request):
         try:
             if upload is None:
                 raise DomainError("Choose a .csv or .xlsx file.", field="file")
+            if upload.size > MAX_FILE_BYTES:  # refused before it is read into memory
+                raise DomainError(MSG_FILE_TOO_BIG, field="file")
             batch, rated = import_and_rate(actor=request.user, enterprise=enterprise, file_name=upload.name,
                                            content=upload.read())
         except UsageImportError as exc:

@@ -10,16 +10,24 @@ The data is built once per test (``fuzz``); each example runs inside a savepoint
 example starts from the same data: that is why the function-scoped fixture health check is suppressed.
 """
 
+import io
 import itertools
+from decimal import Decimal, InvalidOperation
+import re
+import zipfile
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.urls import reverse
-from hypothesis import HealthCheck, given, settings
+from django.utils.dateparse import parse_datetime
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from accounts import services
-from sharing.models import AssetType, ScopeType
+from sharing.models import AssetType, ScopeType, UsageRecord
+from sharing.usage_import import MAX_FILE_BYTES, MSG_FILE_TOO_BIG
 
 from .conftest import build_world, diff, snapshot
 from .strategies import HTML, NULLS, SQL, bad_amounts, bad_ids, junk_text
@@ -358,3 +366,228 @@ def test_sharing_filters_R_SH_1(client, fuzz, q, status, shared, page, folder, a
     client.force_login(fuzz.admin_a)
     get_ok(client, reverse("sharing:share_drawer", args=[fuzz.coupon.pk]),
            {"q": q, "scope_type": status, "accounts": [folder, fuzz.b_account.pk], "folders": [page]}, [])
+
+
+# --- Regressions found by the fuzzing above, pinned with the exact input --------------------------------------
+
+def test_posted_ids_that_are_not_numbers_are_404_not_500_R_ORG_6(client, fuzz):
+    """'abc' as a message or contract id was a ValueError (500)."""
+    client.force_login(fuzz.admin_a)
+    for value in ("abc", "", "1.5", "9" * 30, "-1"):
+        assert refused(client, "post", reverse("console:messages"), {"message": value}).status_code == 404
+        assert refused(client, "post", reverse("console:contracts"), {"contract": value}).status_code == 404
+
+
+def test_huge_ids_name_nothing_instead_of_overflowing_R_ORG_6(client, fuzz):
+    """A 30-digit account or folder id was an OverflowError (500) on SQLite."""
+    client.force_login(fuzz.admin_a)
+    huge = "9" * 30
+    assert refused(client, "post", reverse("console:alert_batch"),
+                   {"accounts": [fuzz.secret.pk, huge], "enabled": "on", "threshold": "1.00"}).status_code == 404
+    refused(client, "post", reverse("sharing:rules"), {"asset_type": "coupon", "scope_type": "folders",
+                                                       "folders": [huge], "enabled": "on"})
+    refused(client, "post", reverse("sharing:share_drawer", args=[fuzz.coupon.pk]),
+            {"scope_type": "accounts", "accounts": [huge], "action": "share"})
+
+
+def test_an_empty_transfer_step_does_not_confirm_R_TR_8(client, fuzz):
+    """A transfer posted with step '' moved money without the confirmation step."""
+    client.force_login(fuzz.admin_a)
+    response = refused(client, "post", reverse("console:transfer_drawer", args=[fuzz.secret.pk]),
+                       transfer_data(fuzz, step=""), error_shown=False)
+    assert response.status_code == 200 and b'name="amount"' in response.content
+
+
+@pytest.mark.parametrize("name", ["\x00", "a\x00b", "\x01\x02\x1f", "Ops\x7f"])
+def test_control_characters_are_refused_with_400_R_ORG_3(client, fuzz, name):
+    """A folder named NUL was created on SQLite and a 500 on PostgreSQL; searches too."""
+    client.force_login(fuzz.admin_a)
+    response = refused(client, "post", reverse("sharing:folder_create"), {"parent": fuzz.root_a.pk, "name": name})
+    assert response.status_code == 400 and b"control characters" in response.content
+    assert refused(client, "get", reverse("console:accounts"), {"q": name}).status_code == 400
+    assert refused(client, "get", reverse("sharing:directory"), {"q": name}).status_code == 400
+
+
+def test_errors_that_had_no_place_are_shown(client, fuzz):
+    """An empty sign-in, a drawer without its idempotency key and a rule of no asset type said nothing."""
+    response = client.post(reverse("login"), {"username": "", "password": ""})
+    assert response.content.count(b"This field is required.") == 2
+    client.force_login(fuzz.admin_a)
+    response = refused(client, "post", reverse("console:credit_drawer", args=[fuzz.secret.pk]),
+                       {"new_limit": "10.00", "idempotency_key": ""})
+    assert b'data-field-error="idempotency_key"' in response.content
+    refused(client, "post", reverse("sharing:rules"), {"asset_type": "", "scope_type": "none"})
+
+
+# --- Uploaded usage files (the import screen and manage.py import_usage, R-US-1) -----------------------------
+
+USAGE_HEADER = "record_id,account_id,product_code,region,instance_type,quantity,unit_price,usage_hour,billed_at\n"
+
+
+def usage_csv(account, *, product="ecs", region="cn-hangzhou", quantity="2", record="r-1") -> bytes:
+    return (USAGE_HEADER + f"{record},{account.account_id},{product},{region},,{quantity},1.50,"
+                           "2025-06-01 10:00,2025-06-01 11:00\n").encode()
+
+
+def xlsx_of(rows) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for r in rows:
+        book.active.append(r)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def upload(client, name, content, **extra):
+    return refused(client, "post", reverse("sharing:usage_import"),
+                   {"file": SimpleUploadedFile(name, content)}, **extra)
+
+
+def import_error(response) -> str:
+    match = re.search(rb'data-testid="import-error">([^<]*)<', response.content)
+    return match.group(1).decode() if match else ""
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("usage.pdf", b"%PDF-1.4 ...", "Upload a .csv or .xlsx file."),
+    ("usage.exe", b"MZ\x90\x00", "Upload a .csv or .xlsx file."),
+    ("usage", b"record_id\n", "Upload a .csv or .xlsx file."),
+    ("usage.csv", b"\xff\xfe\x00\x00\x80\x81 not utf-8", "could not be read as CSV"),
+    ("usage.xlsx", USAGE_HEADER.encode(), "could not be read as Excel"),
+    ("usage.xlsx", b"PK\x03\x04 truncated zip", "could not be read as Excel"),
+    ("usage.xlsx", b"", "could not be read as Excel"),
+    ("usage.csv", b"", "lacks the column"),
+    ("usage.csv", b"a,b,c\n1,2,3\n", "lacks the column"),
+])
+def test_usage_files_of_the_wrong_type_or_malformed_are_refused_with_why_R_US_1(client, fuzz, name, content, message):
+    client.force_login(fuzz.admin_a)
+    response = upload(client, name, content)
+    assert response.status_code == 200
+    assert message in import_error(response)
+
+
+def test_a_zip_that_is_not_a_workbook_is_refused_R_US_1(client, fuzz):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("hello.txt", "not a workbook")
+    client.force_login(fuzz.admin_a)
+    assert "could not be read as Excel" in import_error(upload(client, "usage.xlsx", out.getvalue()))
+
+
+def test_an_xlsx_formula_is_not_evaluated_R_US_1(client, fuzz):
+    """A formula cell in a number column is refused as not a number, never computed."""
+    rows = [USAGE_HEADER.strip().split(","),
+            ["r-1", fuzz.secret.account_id, "ecs", "cn-hangzhou", "", "=1+1", "1.50", "2025-06-01 10:00",
+             "2025-06-01 11:00"]]
+    client.force_login(fuzz.admin_a)
+    response = upload(client, "usage.xlsx", xlsx_of(rows))
+    assert "nothing of this file was imported" in import_error(response)
+    assert b"quantity" in response.content
+
+
+def test_a_file_over_20_mb_is_refused_before_it_is_read_R_US_1(client, fuzz, tmp_path):
+    big = usage_csv(fuzz.secret) + b"#" * (MAX_FILE_BYTES + 1)
+    client.force_login(fuzz.admin_a)
+    assert import_error(upload(client, "usage.csv", big)) == MSG_FILE_TOO_BIG
+    path = tmp_path / "usage.csv"
+    path.write_bytes(big)
+    before = snapshot()
+    with pytest.raises(CommandError, match="larger than 20 MB"):
+        call_command("import_usage", str(path))
+    assert diff(before, snapshot()) == []
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("usage.pdf", b"%PDF", "Upload a .csv or .xlsx file."),
+    ("usage.xlsx", b"PK\x03\x04 truncated", "could not be read as Excel"),
+    ("usage.csv", b"a,b\n1,2\n", "lacks the column"),
+])
+def test_import_usage_command_refuses_bad_files_and_changes_nothing_R_US_1(fuzz, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = snapshot()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("import_usage", str(path))
+    assert diff(before, snapshot()) == []
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=3000), st.text(max_size=2000).map(str.encode)),
+       name=st.sampled_from(["usage.csv", "usage.xlsx", "usage.CSV", "usage.xlsx.csv", "usage.txt"]))
+def test_random_files_never_break_the_import_R_US_1(client, fuzz, content, name):
+    client.force_login(fuzz.admin_a)
+    upload(client, name, content)
+
+
+def could_be_valid_cell(column, cell, fuzz) -> bool:
+    """Leave out the junk that happens to be valid (\"1\" as a quantity, a real date, the account's own id)."""
+    text = cell.strip()
+    if column == "account_id":
+        return text == fuzz.secret.account_id
+    if column == "usage_hour":
+        return parse_datetime(text.replace("/", "-")) is not None
+    try:
+        return Decimal(text).is_finite() and Decimal(text) > 0
+    except InvalidOperation:
+        return False
+
+
+@FUZZ
+@given(cell=st.one_of(junk_text(max_size=80), st.sampled_from(["=1+1", "=HYPERLINK(\"http://x\",\"y\")", "-1",
+                                                                "@SUM(A1)", "\t=1", "\r=1"])),
+       column=st.sampled_from(["quantity", "usage_hour", "account_id"]))
+def test_bad_cells_are_refused_by_row_R_US_1(client, fuzz, cell, column):
+    """A bad number, date or account in one cell: the row is reported and nothing is imported."""
+    assume(not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", cell))  # a worksheet cannot even hold these
+    assume(not could_be_valid_cell(column, cell, fuzz))
+    values = {"record_id": "r-1", "account_id": fuzz.secret.account_id, "product_code": "ecs",
+              "region": "cn-hangzhou", "instance_type": "", "quantity": "2", "unit_price": "1.50",
+              "usage_hour": "2025-06-01 10:00", "billed_at": "2025-06-01 11:00", column: cell}
+    client.force_login(fuzz.admin_a)
+    columns = USAGE_HEADER.strip().split(",")
+    response = upload(client, "usage.xlsx", xlsx_of([columns, [values[c] for c in columns]]))
+    if response.status_code == 200:
+        assert import_error(response)
+
+
+def test_formula_text_in_names_is_stored_as_plain_text_and_shown_escaped_R_US_1(client, fuzz):
+    """CSV injection in a text column: kept as the literal text (a product code is text, not a formula) and shown
+    HTML-escaped; the export neutralises such text (``test_export_neutralises_formulas``)."""
+    client.force_login(fuzz.admin_a)
+    product = "=HYPERLINK(\"\"http://x\"\";\"\"<b>y</b>\"\")"
+    content = usage_csv(fuzz.secret, product=f'"{product}"', region="@SUM(A1)")
+    response = client.post(reverse("sharing:usage_import"), {"file": SimpleUploadedFile("usage.csv", content)},
+                           follow=True)
+    assert response.status_code == 200
+    record = UsageRecord.objects.get(record_id="r-1")
+    assert record.product_code == '=HYPERLINK("http://x";"<b>y</b>")' and record.region == "@SUM(A1)"
+    assert b"<b>y</b>" not in response.content and b"&lt;b&gt;y&lt;/b&gt;" in response.content
+
+
+# --- Export: text cells never become formulas (R-UAM-4) -------------------------------------------------------
+
+FORMULAS = ["=1+2", "+1", "-3", "@SUM(A1)", "\t=1+2", "\r=1+2", "=HYPERLINK(\"http://x\")", "=cmd|' /C calc'!A0"]
+
+
+def test_export_neutralises_formulas_in_account_and_folder_names_R_UAM_4(client, fuzz):
+    import openpyxl
+
+    from accounts.models import Account
+    from tests.factories import make_account
+
+    for i, text in enumerate(FORMULAS):
+        folder = services.folder_create(actor=fuzz.admin_a, parent=fuzz.root_a, name=text.strip()[:24] + f" {i}")
+        Account.objects.filter(pk=make_account(enterprise=fuzz.enterprise_a, name=text, folder=folder).pk)
+    client.force_login(fuzz.admin_a)
+    response = client.get(reverse("console:accounts_export"))
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    names = {r[1] for r in rows}
+    folders = {r[2] for r in rows}
+    for text in FORMULAS:
+        assert "'" + text.replace("\r", "\n") in names, text  # XML reads a CR back as LF
+    for cell in names | folders:
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    assert {f"'{t.strip()[:24]} {i}" for i, t in enumerate(FORMULAS)} <= folders
