@@ -2,6 +2,7 @@
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from accounts import selectors
 from accounts.models import Account
@@ -12,6 +13,7 @@ from .views_accounts import get_viewer
 
 
 @login_required
+@require_safe
 def overview(request):
     """Account overview: the enterprise in figures for its administrator, its own figures for a member."""
     if request.user.account_id is None:  # an account manager: the back office is their console

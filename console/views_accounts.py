@@ -16,6 +16,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_safe
 from django_htmx.http import push_url
 
 from accounts import selectors, services
@@ -174,6 +175,7 @@ def _summary_figures(viewer: Viewer) -> dict:
 # --- The table -------------------------------------------------------------------------------------
 
 @login_required
+@require_safe
 def account_list(request):
     """The unified account management table (R-UAM-1 to R-UAM-3); a fixed number of queries per page."""
     viewer = get_viewer(request)
@@ -266,6 +268,7 @@ def _vary(response):
 # --- Export ----------------------------------------------------------------------------------------
 
 @login_required
+@require_safe
 def account_export(request):
     """The rows of the current search and filter, all pages, as .xlsx (R-UAM-4).
 
@@ -286,6 +289,7 @@ def account_export(request):
 # --- Account details -------------------------------------------------------------------------------
 
 @login_required
+@require_safe
 def account_detail(request, pk):
     """Account details (R-UAM-5): figures, folder, flags and blockers, alerts, records.
 

@@ -7,6 +7,8 @@ empty drawer, the flash message out of band and ``HX-Trigger: accountChanged`` (
 without HTMX); on a refusal the drawer again, with the reason at the field and nothing changed.
 """
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -185,6 +187,8 @@ def transfer_drawer(request, pk):
     choices = {"payer_choices": payer_choices, "source_choices": source_choices}
     kind = TransferForm.TYPE_WITHDRAW if data.get("type") == TransferForm.TYPE_WITHDRAW else TransferForm.TYPE_TRANSFER
     step = request.POST.get("step", "edit") if request.method == "POST" else "edit"
+    if step not in ("edit", "switch", "review", "confirm"):
+        step = "edit"  # only an explicit confirm moves money; anything else shows the form again
     preview = None
 
     if request.method == "GET" or step in ("edit", "switch"):
@@ -302,13 +306,16 @@ def _alert_message(accounts, data) -> str:
     return f"Low balance alert turned off for {who} (threshold {format_money(data['threshold'])})."
 
 
+_PK = re.compile(r"^[1-9][0-9]{0,17}$", re.ASCII)  # a primary key the database can hold (below 2**63)
+
+
 def _selected_pks(values) -> list[int]:
+    """The accounts selected; a value that is not a plain positive number names no account (404)."""
     pks = []
     for value in values:
-        try:
-            pks.append(int(value))
-        except (TypeError, ValueError):
+        if not isinstance(value, str) or not _PK.match(value.strip()):
             raise Http404("No such account.")
+        pks.append(int(value.strip()))
     return list(dict.fromkeys(pks))
 
 

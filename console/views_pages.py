@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -42,6 +42,17 @@ def _see_other(url: str) -> HttpResponseRedirect:
     response = HttpResponseRedirect(url)
     response.status_code = 303
     return response
+
+
+_PK = re.compile(r"^[1-9][0-9]{0,17}$", re.ASCII)
+
+
+def _posted_pk(request, name: str) -> int:
+    """The primary key posted in ``name``; anything but a plain positive number names no object (404)."""
+    value = request.POST.get(name, "").strip()
+    if not _PK.match(value):
+        raise Http404("No such object.")
+    return int(value)
 
 
 def _page(request, queryset, per_page: int = PER_PAGE):
@@ -154,8 +165,7 @@ def contracts(request):
     enterprise_id = own.enterprise_id if own is not None else None
     if request.method == "POST":
         admin_required(request)
-        contract = get_object_or_404(CreditContract, pk=request.POST.get("contract") or 0,
-                                     enterprise_id=enterprise_id)
+        contract = get_object_or_404(CreditContract, pk=_posted_pk(request, "contract"), enterprise_id=enterprise_id)
         try:
             services.credit_contract_confirm(actor=user, contract=contract)
         except errors.PermissionDenied as exc:
@@ -193,8 +203,8 @@ def messages_list(request):
             done = unread.update(read_at=timezone.now())
             messages.success(request, f"Marked {done} message{'s' if done != 1 else ''} as read.")
         else:
-            get_object_or_404(inbox, pk=request.POST.get("message") or 0)
-            unread.filter(pk=request.POST["message"]).update(read_at=timezone.now())
+            message = get_object_or_404(inbox, pk=_posted_pk(request, "message"))
+            unread.filter(pk=message.pk).update(read_at=timezone.now())
         query = QueryDict(request.POST.get("return_query", "")).urlencode()
         return _see_other(reverse("console:messages") + (f"?{query}" if query else ""))
     only_unread = request.GET.get("unread") == "1"

@@ -99,3 +99,20 @@ class IdempotencyKey(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class LoginFailure(models.Model):
+    """One failed sign-in, kept for the sign-in rate limit (``core.login_throttle``) and pruned after its window.
+
+    ``username`` is the name typed (case-folded), ``ip_address`` the client's address; either may be empty.
+    """
+
+    username = models.CharField(max_length=150, blank=True)
+    ip_address = models.CharField(max_length=45, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["username", "created_at"]), models.Index(fields=["ip_address", "created_at"])]
+
+    def __str__(self):
+        return f"{self.username or '?'} from {self.ip_address or '?'} at {self.created_at:%Y-%m-%d %H:%M:%S}"

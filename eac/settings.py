@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "core.middleware.RejectControlCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -181,6 +182,11 @@ EAC_BILL_DUE_DAYS = int(os.environ.get("EAC_BILL_DUE_DAYS", "15"))
 EAC_IDEMPOTENCY_KEEP_HOURS = 48
 EAC_ALERT_REMINDER_DAYS = 5
 EAC_INVITATION_DAYS = 14
+# Sign-in rate limit (core.login_throttle): this many failed sign-ins within the window lock sign-in for a user
+# name, or from one address (higher: an office shares one address), until the oldest failure leaves the window.
+EAC_LOGIN_MAX_FAILURES = int(os.environ.get("EAC_LOGIN_MAX_FAILURES", "5"))
+EAC_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("EAC_LOGIN_MAX_FAILURES_PER_IP", "20"))
+EAC_LOGIN_WINDOW_MINUTES = int(os.environ.get("EAC_LOGIN_WINDOW_MINUTES", "15"))
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from the page, not the cookie

@@ -8,6 +8,7 @@ enterprise's administrator gets 404 for an asset that is not its enterprise's.
 
 import functools
 import json
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,14 +18,14 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.models import Account, Folder
 from core.errors import DomainError
 
 from . import selectors, services
 from .models import AssetType, ScopeType, UsageImport, UsageRecord
-from .usage_import import COLUMNS, UsageImportError, import_and_rate
+from .usage_import import COLUMNS, MAX_FILE_BYTES, MSG_FILE_TOO_BIG, UsageImportError, import_and_rate
 
 TYPE_SLUGS = {t.value: t.label for t in AssetType}
 STATUS_FILTERS = [("", "Any status"), ("valid", "Valid"), ("upcoming", "Not yet valid"), ("expired", "Expired"),
@@ -76,6 +77,7 @@ def _done(request, message: str, *, redirect_to: str):
 # ---------------------------------------------------------------------------------------------
 
 @login_required
+@require_safe
 def asset_list(request, asset_type: str = AssetType.SAVINGS_PLAN):
     if asset_type not in TYPE_SLUGS:
         raise Http404("No such asset type")
@@ -102,14 +104,12 @@ def asset_list(request, asset_type: str = AssetType.SAVINGS_PLAN):
 # Share drawer (R-SH-2 to R-SH-5, R-SH-8)
 # ---------------------------------------------------------------------------------------------
 
+_PK = re.compile(r"^[1-9][0-9]{0,17}$", re.ASCII)  # a primary key the database can hold (below 2**63)
+
+
 def _ids(values) -> list[int]:
-    out = []
-    for value in values:
-        try:
-            out.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return out
+    """The plain positive numbers among ``values``; anything else (junk, huge, negative) names nothing."""
+    return [int(value.strip()) for value in values if isinstance(value, str) and _PK.match(value.strip())]
 
 
 @admin_required
@@ -175,6 +175,7 @@ def unshare(request, pk):
 
 
 @admin_required
+@require_safe
 def history_drawer(request, pk):
     asset = _admin_asset(request, pk)
     context = {"asset": asset, "grants": list(selectors.share_history(asset)),
@@ -208,7 +209,10 @@ def rules(request):
                                    scope_type=scope_type, accounts=accounts, folders=folders,
                                    enabled=request.POST.get("enabled") == "on")
         except DomainError as exc:
-            errors[asset_type] = exc
+            if asset_type in TYPE_SLUGS:
+                errors[asset_type] = exc  # shown on that type's rule
+            else:  # no such type: no rule to show it on, so above the rules
+                messages.error(request, exc.message)
         else:
             messages.success(request, f"The automatic sharing rule for {TYPE_SLUGS.get(asset_type)} is saved; "
                                       "it applies to assets provisioned from now on.")
@@ -242,6 +246,8 @@ def usage_import_page(request):
         try:
             if upload is None:
                 raise DomainError("Choose a .csv or .xlsx file.", field="file")
+            if upload.size > MAX_FILE_BYTES:  # refused before it is read into memory
+                raise DomainError(MSG_FILE_TOO_BIG, field="file")
             batch, rated = import_and_rate(actor=request.user, enterprise=enterprise, file_name=upload.name,
                                            content=upload.read())
         except UsageImportError as exc:

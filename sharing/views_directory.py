@@ -10,7 +10,7 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from accounts import services as account_services
 from accounts.models import Account, Folder, Invitation
@@ -67,6 +67,7 @@ def _after(request, folder: Folder | None, message: str | None = None, error: Do
 
 
 @admin_required
+@require_safe
 def directory(request):
     selected = None
     folder_id = request.GET.get("folder")

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from sharing.rating import rate_pending
-from sharing.usage_import import UsageImportError, usage_import
+from sharing.usage_import import MAX_FILE_BYTES, MSG_FILE_TOO_BIG, UsageImportError, usage_import
 from core.errors import DomainError
 
 
@@ -20,6 +20,8 @@ class Command(BaseCommand):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
+        if path.stat().st_size > MAX_FILE_BYTES:  # refused before it is read into memory
+            raise CommandError(MSG_FILE_TOO_BIG)
         try:
             batch = usage_import(actor=None, file_name=path.name, content=path.read_bytes())
         except UsageImportError as exc:
