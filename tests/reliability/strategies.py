@@ -57,5 +57,6 @@ def bad_ids(foreign: list):
 
 def junk_text(*, min_size=0, max_size=80):
     """Free text of every kind: HTML, SQL, null bytes, very long, any Unicode."""
-    return st.one_of(st.text(min_size=min_size, max_size=max_size), st.sampled_from(HTML + SQL + NULLS + NUMBERS + ODD_UNICODE),
+    return st.one_of(st.text(min_size=min_size, max_size=max_size),
+                     st.sampled_from(HTML + SQL + NULLS + NUMBERS + ODD_UNICODE),
                      st.text(min_size=300, max_size=5000))
