@@ -56,8 +56,8 @@ class AccountTableResource(resources.Resource):
 
 
 def neutralise(text: str) -> str:
-    """Prefix an apostrophe to text a spreadsheet would run as a formula."""
-    if text and text.startswith(FORMULA_PREFIXES):
+    """Prefix an apostrophe to text a spreadsheet would run as a formula, also after leading spaces."""
+    if text and text.lstrip(" ").startswith(FORMULA_PREFIXES):
         return "'" + text
     return text
 

@@ -143,3 +143,11 @@ def test_control_characters_and_spaces_in_names_keep_the_file_readable(client, a
     client.force_login(acme["admin"])
     names = {row[1].value for row in read(client.get(URL, {"q": "Bell"}))[1:]}
     assert names == {"  Bell & <Co>  "}
+
+
+def test_export_neutralises_a_formula_after_leading_spaces_R_UAM_4():
+    from console.resources import neutralise
+
+    assert neutralise("  =1+2") == "'  =1+2"
+    assert neutralise("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert neutralise("  Acme ops") == "  Acme ops"
