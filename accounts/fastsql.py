@@ -233,7 +233,9 @@ def add_postings(batch: WriteBatch, changes: list[tuple[Account, str, Decimal]],
     # Parts are named by position, not by account: the statement's text must not depend on the accounts,
     # or it would be prepared again for every pair of accounts.
     for position, (pk, deltas) in enumerate(per_account.items()):
-        sets = ", ".join(f"{field} = {field} + %s" for field in deltas)
+        # ROUND to the cent: exact on PostgreSQL, and on SQLite (which computes in binary floating point) it keeps
+        # 100.00 - 98.62 - 1.38 at 0.00 instead of -1.4e-14, which the CHECK constraints would refuse (R-MON-1).
+        sets = ", ".join(f"{field} = ROUND({field} + %s, 2)" for field in deltas)
         batch.add(f"balances_{position}", f"UPDATE accounts_account SET {sets} WHERE id = %s",
                   [_amount(d) for d in deltas.values()] + [pk])
 
@@ -242,15 +244,15 @@ def add_pair_transfer(batch: WriteBatch, *, source_id: int, target_id: int, amou
     """A transfer adds to the (source, target) pair's remaining revocable and total transferred (R-TR-3)."""
     batch.add("pair", "INSERT INTO accounts_transferpair (source_id, target_id, remaining_revocable, total_transferred) "
                       "VALUES (%s, %s, %s, %s) ON CONFLICT (source_id, target_id) DO UPDATE SET "
-                      "remaining_revocable = accounts_transferpair.remaining_revocable + excluded.remaining_revocable, "
-                      "total_transferred = accounts_transferpair.total_transferred + excluded.total_transferred",
+                      "remaining_revocable = ROUND(accounts_transferpair.remaining_revocable + excluded.remaining_revocable, 2), "
+                      "total_transferred = ROUND(accounts_transferpair.total_transferred + excluded.total_transferred, 2)",
               [source_id, target_id, _amount(amount), _amount(amount)])
 
 
 def add_pair_withdrawal(batch: WriteBatch, *, pair: TransferPair, amount: Decimal) -> None:
     """A withdrawal takes from the pair's remaining revocable amount (R-TR-5)."""
     pair.remaining_revocable -= amount
-    batch.add("pair", "UPDATE accounts_transferpair SET remaining_revocable = remaining_revocable - %s WHERE id = %s",
+    batch.add("pair", "UPDATE accounts_transferpair SET remaining_revocable = ROUND(remaining_revocable - %s, 2) WHERE id = %s",
               [_amount(amount), pair.pk])
 
 

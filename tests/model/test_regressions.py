@@ -85,3 +85,21 @@ def test_table_figures_are_exact_cents_R_MON_3(ent):
     row = selectors.with_figures(Account.objects.filter(pk=account.pk)).get()
     assert row.available_credit_value == Decimal("0.01") == row.available_credit
     assert row.cash_balance_value == Decimal("0.00")
+
+
+def test_transfer_then_withdraw_back_to_exactly_zero_keeps_the_checks_R_MON_1_R_TR_5(ent):
+    """Found by the model test on SQLite: 100.00 - 98.62 - 1.38 in binary floating point is -1.4e-14, which the
+    non-negative CHECK refused; balances are rounded to the cent where they are updated."""
+    from decimal import Decimal
+
+    from accounts import services
+    from tests.factories import fund, make_account
+
+    enterprise, ma, admin = ent
+    a = fund(make_account(enterprise=enterprise, name="A"), "100.00")
+    services.transfer_create(actor=admin, payer=a, payee=ma, amount="98.62", remark="Q3 budget")
+    services.transfer_create(actor=admin, payer=a, payee=ma, amount="1.38", remark="Q3 budget")
+    services.withdrawal_create(actor=admin, source=a, target=ma, amount="1.38", remark="Q3 budget")
+    services.withdrawal_create(actor=admin, source=a, target=ma, amount="98.62", remark="Q3 budget")
+    ma.refresh_from_db(); a.refresh_from_db()
+    assert (ma.transfer_book_balance, a.own_cash) == (Decimal("0.00"), Decimal("100.00"))
