@@ -106,6 +106,11 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     # instead of failing the next request. Connections that broke in use are discarded when given back.
     _db["CONN_HEALTH_CHECKS"] = True
     _db["OPTIONS"] = {
+        # Django turns psycopg's prepared statements off (prepare_threshold None, for poolers such as
+        # PgBouncer in transaction mode). The console talks to PostgreSQL through psycopg's own pool, so
+        # the hot money statements of accounts/fastsql.py, which ask for it, are parsed and planned once per
+        # connection. Django's own queries bind client-side and are never prepared either way.
+        "prepare_threshold": int(os.environ.get("DB_PREPARE_THRESHOLD", "5")),
         "pool": {
             "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
             "max_size": int(os.environ.get("DB_POOL_MAX", "20")),
