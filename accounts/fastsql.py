@@ -1,7 +1,7 @@
 """Set-based SQL for the hot money writes: transfers and withdrawals (R-TR-3, R-TR-5, R-TR-7).
 
-Through the ORM a transfer took about twenty round trips to the database. Here it takes three on PostgreSQL
-(the reads, the write, COMMIT), and the rules stay in ``accounts.services`` (they read what these functions
+Through the ORM a transfer took about twenty round trips to the database. Here it takes four on PostgreSQL
+(BEGIN with the locking read, the second read, the write, COMMIT), and the rules stay in ``accounts.services`` (they read what these functions
 return):
 
 1. ``lock_and_read``: one ``SELECT ... FOR NO KEY UPDATE`` of both accounts, in primary key order, with what
@@ -9,8 +9,9 @@ return):
    ``SELECT`` of the rest the rules read: the payer's overdue amount, the pair's remaining revocable amount,
    the request's idempotency key. That is a second statement on purpose: under READ COMMITTED a statement
    sees the data as of its start, so anything but the locked rows read in the locking statement could
-   predate the commit of the transaction whose lock it waited for. On PostgreSQL both are sent in one
-   pipeline (one round trip, BEGIN included).
+   predate the commit of the transaction whose lock it waited for. (They were once sent together in a
+   psycopg pipeline, to save a round trip: it cost more client CPU and more time than the round trip,
+   440 against 235 µs of CPU per pair of reads; see bench/RESULTS.md.)
 2. ``WriteBatch.run``: every insert and update of the operation at once: on PostgreSQL one data-modifying
    ``WITH`` statement (one round trip), on SQLite the same statements one after another.
 
@@ -18,13 +19,13 @@ Values read back raw are converted here (SQLite returns numbers as int or float)
 """
 
 import functools
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils.dateparse import parse_datetime
 
 from core.money import CENT, ZERO
@@ -64,6 +65,13 @@ def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+# The statement texts depend only on their shape (how many accounts, which reads) and the database, so
+# each is built once per process (and then, on PostgreSQL, prepared once per connection).
+@functools.lru_cache(maxsize=64)
+def _shaped(builder, *shape):
+    return builder(*shape)
+
+
 @contextmanager
 def _cursor():
     """A cursor for the statements below.
@@ -83,15 +91,20 @@ def _cursor():
 
 def _execute(cursor, sql: str, params) -> None:
     """Execute through Django's ``connection.execute_wrappers`` (so they see these statements too)."""
-    if _is_postgres():
-        def run(sql, params, many, context):
-            return cursor.execute(sql, params, prepare=True)
-    else:
-        def run(sql, params, many, context):
-            return cursor.execute(sql, params)
-    for wrapper in reversed(connection.execute_wrappers):
+    if not isinstance(cursor, psycopg.Cursor):
+        cursor.execute(sql, params)  # Django's own cursor (SQLite): it applies the wrappers itself
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+
+    def run(sql, params, many, context):
+        return cursor.execute(sql, params, prepare=True)
+
+    if not db.execute_wrappers:
+        run(sql, params, False, None)
+        return
+    for wrapper in reversed(db.execute_wrappers):
         run = functools.partial(wrapper, run)
-    run(sql, params, False, {"connection": connection, "cursor": cursor})
+    run(sql, params, False, {"connection": db, "cursor": cursor})
 
 
 @dataclass
@@ -104,27 +117,30 @@ class Locked:
     key: tuple | None  # (operation, request_fingerprint, result_id) of an idempotency key already used
 
 
-def _lock_sql(pks) -> str:
+def _build_lock_sql(count: int, postgres: bool) -> str:
     sql = (f"SELECT {', '.join(f'a.{c}' for c in ACCOUNT_COLUMNS)}, e.company_id FROM accounts_account a "
            f"LEFT JOIN accounts_enterprise e ON e.id = a.enterprise_id "
-           f"WHERE a.id IN ({', '.join(['%s'] * len(pks))}) ORDER BY a.id")
-    return sql + " FOR NO KEY UPDATE OF a" if _is_postgres() else sql
+           f"WHERE a.id IN ({', '.join(['%s'] * count)}) ORDER BY a.id")
+    return sql + " FOR NO KEY UPDATE OF a" if postgres else sql
+
+
+def _lock_sql(pks) -> str:
+    return _shaped(_build_lock_sql, len(pks), _is_postgres())
+
+
+def _build_after_lock_sql(with_overdue: bool) -> str:
+    overdue = ("(SELECT SUM(b.unpaid_amount) FROM accounts_bill b "
+               "WHERE b.account_id = %s AND b.unpaid_amount > 0 AND b.due_date < %s)") if with_overdue else "NULL"
+    return (f"SELECT {overdue}, p.id, p.remaining_revocable, p.total_transferred, "
+            "k.operation, k.request_fingerprint, k.result_id FROM (SELECT 1 AS one) AS one "
+            "LEFT JOIN accounts_transferpair p ON p.source_id = %s AND p.target_id = %s "
+            "LEFT JOIN core_idempotencykey k ON k.key = %s")
 
 
 def _after_lock_sql(*, on, overdue_of, pair, key) -> tuple[str, list]:
-    columns, params = [], []
-    if overdue_of is not None:
-        columns.append("(SELECT SUM(b.unpaid_amount) FROM accounts_bill b "
-                       "WHERE b.account_id = %s AND b.unpaid_amount > 0 AND b.due_date < %s)")
-        params += [overdue_of, connection.ops.adapt_datefield_value(on)]
-    else:
-        columns.append("NULL")
-    columns += ["p.id", "p.remaining_revocable", "p.total_transferred",
-                "k.operation", "k.request_fingerprint", "k.result_id"]
+    params = [overdue_of, connection.ops.adapt_datefield_value(on)] if overdue_of is not None else []
     params += [*(pair or (None, None)), key]
-    return (f"SELECT {', '.join(columns)} FROM (SELECT 1 AS one) AS one "
-            "LEFT JOIN accounts_transferpair p ON p.source_id = %s AND p.target_id = %s "
-            "LEFT JOIN core_idempotencykey k ON k.key = %s", params)
+    return _shaped(_build_after_lock_sql, overdue_of is not None), params
 
 
 def lock_and_read(pks, *, on, overdue_of: int | None = None, pair: tuple[int, int] | None = None,
@@ -134,18 +150,16 @@ def lock_and_read(pks, *, on, overdue_of: int | None = None, pair: tuple[int, in
 
     The accounts carry only the columns of ``ACCOUNT_COLUMNS`` (others are deferred) and their
     ``enterprise`` with its company id. ``FOR NO KEY UPDATE``: see ``services._lock_accounts``; SQLite
-    has no row locks (its write transactions are serialized). On PostgreSQL both statements (and the
-    BEGIN before them) go in one pipeline: one round trip; the second still starts, with its own
+    has no row locks (its write transactions are serialized). The second statement starts, with its own
     snapshot, once the first holds the locks.
     """
     pks = sorted(set(pks))
     after_sql, after_params = _after_lock_sql(on=on, overdue_of=overdue_of, pair=pair, key=key)
-    with _cursor() as lock_cursor, _cursor() as read_cursor:
-        with connection.connection.pipeline() if _is_postgres() else nullcontext():
-            _execute(lock_cursor, _lock_sql(pks), pks)
-            _execute(read_cursor, after_sql, after_params)
-            rows = lock_cursor.fetchall()
-            overdue, pair_id, remaining, total, operation, fingerprint, result_id = read_cursor.fetchone()
+    with _cursor() as cursor:
+        _execute(cursor, _lock_sql(pks), pks)
+        rows = cursor.fetchall()
+        _execute(cursor, after_sql, after_params)
+        overdue, pair_id, remaining, total, operation, fingerprint, result_id = cursor.fetchone()
     names = list(ACCOUNT_COLUMNS)
     accounts = {}
     for row in rows:

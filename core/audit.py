@@ -28,7 +28,9 @@ def audit_event(*, actor, action: str, obj=None, object_type: str = "", object_i
 
 def audit_json(value) -> str | None:
     """``before``/``after`` as the JSON text ``audit_event`` would store, for services that insert in SQL."""
-    return None if value is None else json.dumps(_jsonable(value))
+    # ``default=str`` is what ``_jsonable`` does to a value JSON has no type for (Decimal, datetime), in
+    # the C encoder: the same text, faster (it is on every transfer).
+    return None if value is None else json.dumps(value, default=str)
 
 
 def _jsonable(value):
