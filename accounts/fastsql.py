@@ -61,8 +61,10 @@ ACCOUNT_COLUMNS = {
 }
 
 
+@functools.cache
 def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
+    # Asked several times per transfer; a process's default database does not change its engine.
+    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
 
 
 # The statement texts depend only on their shape (how many accounts, which reads) and the database, so
@@ -212,11 +214,12 @@ class WriteBatch:
 
 
 def _at(at):
-    return connection.ops.adapt_datetimefield_value(at)
+    return at if _is_postgres() else connection.ops.adapt_datetimefield_value(at)
 
 
-def _amount(value: Decimal):
-    return connection.ops.adapt_decimalfield_value(value, 20, 2)
+def _amount(value: Decimal) -> Decimal:
+    # Both backends take a Decimal as it is (Django's adapt_decimalfield_value is the identity on both).
+    return value
 
 
 def add_operation(batch: WriteBatch, *, kind: str, actor_id, description: str, at) -> None:
