@@ -121,13 +121,26 @@ def withdrawable_amount(*, source: Account, target: Account, pair: TransferPair 
         pair = transfer_pair(source, target)
     if pair is None:
         return ZERO
-    return max(ZERO, min(target.transfer_book_balance, pair.remaining_revocable, target.available_credit))
+    return _withdrawable(target, pair.remaining_revocable)
+
+
+def _withdrawable(target: Account, remaining_revocable: Decimal) -> Decimal:
+    return max(ZERO, min(target.transfer_book_balance, remaining_revocable, target.available_credit))
 
 
 def withdrawal_sources(target: Account):
-    """The accounts that transferred to ``target`` and may withdraw: a pair with something revocable."""
-    return Account.objects.filter(pairs_as_source__target=target,
-                                  pairs_as_source__remaining_revocable__gt=0).order_by("name")
+    """The accounts that transferred to ``target`` and may withdraw: a pair with something revocable.
+
+    Each carries ``remaining_revocable_to_target``, its pair's remaining revocable amount, so that
+    ``withdrawable_amounts`` needs no query per source.
+    """
+    return Account.objects.filter(pairs_as_source__target=target, pairs_as_source__remaining_revocable__gt=0).annotate(
+        remaining_revocable_to_target=F("pairs_as_source__remaining_revocable")).order_by("name")
+
+
+def withdrawable_amounts(sources, target: Account) -> list[tuple[Account, Decimal]]:
+    """Each of ``withdrawal_sources(target)`` with the amount it may withdraw from ``target`` (R-TR-4), in one query."""
+    return [(source, _withdrawable(target, source.remaining_revocable_to_target)) for source in sources]
 
 
 def withdrawal_targets(source: Account):

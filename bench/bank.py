@@ -547,13 +547,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db_url: str, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(db_url: str, port: int, log_path: Path, *, workers: int = 3) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": db_url, "TASKS_BACKEND": "immediate", "EAC_ENV": "development",
            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend", "DEBUG": "0",
            "ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SETTINGS_MODULE": "eac.settings", "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "w")
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    cmd = [str(gunicorn) if gunicorn.exists() else "gunicorn", "eac.wsgi", "-w", "3", "-b", f"127.0.0.1:{port}",
+    cmd = [str(gunicorn) if gunicorn.exists() else "gunicorn", "eac.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
            "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60

@@ -1,11 +1,16 @@
-"""Transfers per second through the service layer, side by side with pgbench's tpcb-like workload.
+"""Transfers per second through the service layer and over HTTP, side by side with pgbench's tpcb-like workload.
 
-    .venv/bin/python bench/bench_transfers.py [--seconds 10] [--clients 1,4,8] [--accounts 50] [--rounds 1]
+    .venv/bin/python bench/bench_transfers.py [--seconds 10] [--clients 1,4,8] [--accounts 50] [--rounds 1] [--no-http]
 
-Each client is a process (no shared GIL) doing ``accounts.services.transfer_create`` between random pairs
-of funded accounts, with all its bookkeeping (ledger, pair, record, audit, alert evaluation, idempotency key).
-pgbench runs its built-in tpcb-like script (three updates, a select and an insert) on the same server with
-the same client counts. Prints both and the ratio.
+Service: each client is a process (no shared GIL) doing ``accounts.services.transfer_create`` between random
+pairs of funded accounts, with all its bookkeeping (ledger, pair, record, audit, alert evaluation, idempotency
+key). HTTP: gunicorn (``eac.wsgi``, DEBUG off, as many sync workers as clients) serves the console; each client
+is a process with its own signed-in session posting the transfer drawer's confirm step
+(``POST /accounts/<payee>/transfer/`` with ``step=confirm``, the payer, the amount, a remark, a new idempotency
+key and the CSRF token, as HTMX sends it), and counts the transfers the console confirmed (``HX-Trigger:
+accountChanged``). So the HTTP figure includes the session and CSRF checks, the form, the service and the
+re-rendered drawer. pgbench runs its built-in tpcb-like script (three updates, a select and an insert) on the
+same server with the same client counts. Prints all three and the service/pgbench ratio.
 """
 
 import argparse
@@ -78,6 +83,64 @@ def run_service(url: str, clients: int, seconds: float) -> float:
     return counter.value / seconds
 
 
+def http_client(base: str, seconds: float, counter, failures, seed: int, pks: list[int]) -> None:
+    import random
+
+    from bank import Session, _input_value
+
+    session = Session(base)
+    page = session.request("GET", "/login/")
+    login = session.request("POST", "/login/", {"csrfmiddlewaretoken": _input_value(page.body, "csrfmiddlewaretoken"),
+                                                "username": "bench-admin", "password": "x"})
+    if login.status != 302:
+        raise RuntimeError(f"bench-admin could not sign in: {login.status}")
+    token = _input_value(session.request("GET", f"/accounts/{pks[0]}/transfer/").body, "csrfmiddlewaretoken")
+    rng = random.Random(seed)
+    done = failed = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        payer, payee = rng.sample(pks, 2)
+        response = session.request("POST", f"/accounts/{payee}/transfer/", {
+            "csrfmiddlewaretoken": token, "idempotency_key": str(uuid.uuid4()), "type": "transfer", "step": "confirm",
+            "payer": str(payer), "amount": "1.00", "remark": "bench"}, htmx=True)
+        if response.status == 200 and response.headers.get("HX-Trigger") == "accountChanged":
+            done += 1
+        else:
+            failed += 1
+    with counter.get_lock():
+        counter.value += done
+    with failures.get_lock():
+        failures.value += failed
+
+
+def run_http(url: str, clients: int, seconds: float, pks: list[int]) -> float:
+    from bank import free_port, start_server, stop_server
+
+    port = free_port()
+    log = Path("/tmp") / f"bench_transfers_gunicorn_{os.getpid()}.log"
+    server = start_server(url, port, log, workers=clients)
+    try:
+        counter, failures = mp.Value("q", 0), mp.Value("q", 0)
+        procs = [mp.Process(target=http_client, args=(f"http://127.0.0.1:{port}", seconds, counter, failures, i, pks))
+                 for i in range(clients)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    finally:
+        stop_server(server)
+    if failures.value:
+        raise RuntimeError(f"{failures.value} HTTP transfers were not confirmed; see {log}")
+    return counter.value / seconds
+
+
+def account_pks(url: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM accounts_account WHERE NOT is_management ORDER BY id")]
+
+
 def init_pgbench() -> str:
     url = _setup.recreate_database("eac_bench_pgbench")
     subprocess.run(["pgbench", "-i", "-q", "-s", "10", url], check=True, capture_output=True)
@@ -98,6 +161,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="alternate service and pgbench runs this many times per client count and report "
                              "medians (on a shared machine, load changes between runs)")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP column")
     args = parser.parse_args()
     url = _setup.recreate_database(DB)
     ctx = mp.get_context("spawn")
@@ -106,14 +170,19 @@ def main():
     pgbench_url = init_pgbench()
     print(f"# transfers: {date.today()} on {_setup.machine()}, PostgreSQL, {args.accounts} accounts, "
           f"{args.seconds:.0f}s per run, {args.rounds} round(s), medians")
-    print(f"{'clients':>7} {'service tps':>12} {'pgbench tps':>12} {'ratio':>6}  ratio per round")
+    pks = account_pks(url)
+    print(f"{'clients':>7} {'service tps':>12} {'HTTP tps':>9} {'pgbench tps':>12} {'ratio':>6}  ratio per round "
+          f"(service / pgbench)")
     for clients in [int(c) for c in args.clients.split(",")]:
-        services, pgbenches = [], []
+        services, https, pgbenches = [], [], []
         for _ in range(args.rounds):
             services.append(run_service(url, clients, args.seconds))
+            if not args.no_http:
+                https.append(run_http(url, clients, args.seconds, pks))
             pgbenches.append(run_pgbench(pgbench_url, clients, args.seconds))
         ratios = [s / p for s, p in zip(services, pgbenches)]
-        print(f"{clients:>7} {statistics.median(services):>12.0f} {statistics.median(pgbenches):>12.0f} "
+        http = f"{statistics.median(https):>9.0f}" if https else f"{'-':>9}"
+        print(f"{clients:>7} {statistics.median(services):>12.0f} {http} {statistics.median(pgbenches):>12.0f} "
               f"{statistics.median(ratios):>6.2f}  {' '.join(f'{r:.2f}' for r in ratios)}", flush=True)
 
 

@@ -167,11 +167,11 @@ def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=No
     payers = {a.pk: a for a in shown}
     payer_choices = [(a.pk, f"{label(a)} · transferable {format_money(selectors.transferable_amount(a))}")
                      for a in shown]
-    sources = {s.pk: s for s in selectors.withdrawal_sources(account).filter(enterprise_id=account.enterprise_id)
-               .select_related("enterprise")}
-    source_choices = [(s.pk, f"{label(s)} · withdrawable "
-                             f"{format_money(selectors.withdrawable_amount(source=s, target=account))}")
-                      for s in sources.values()]
+    withdrawable = selectors.withdrawable_amounts(
+        selectors.withdrawal_sources(account).filter(enterprise_id=account.enterprise_id).select_related("enterprise"),
+        account)
+    sources = {s.pk: s for s, _ in withdrawable}
+    source_choices = [(s.pk, f"{label(s)} · withdrawable {format_money(amount)}") for s, amount in withdrawable]
     return payers, payer_choices, sources, source_choices, {"query": query, "more": more}
 
 

@@ -297,3 +297,26 @@ def test_transfer_out_search_never_lists_another_enterprises_accounts_R_ORG_6(cl
     assert [c for c in response.context["form"].fields["payer"].choices if c[0] != ""] == []
     response = client.get(world.url, {"payer": stranger.pk}, headers=HX)
     assert stranger.pk not in [c[0] for c in response.context["form"].fields["payer"].choices]
+
+
+def _confirm_queries(client, world, django_assert_max_num_queries, limit):
+    key = key_of(client, world.url)
+    with django_assert_max_num_queries(limit) as ctx:
+        response = post(client, world.url, "confirm", type="transfer", payer=world.a.pk, amount="1.00",
+                        remark="count", idempotency_key=key)
+    assert response.headers.get("HX-Trigger") == "accountChanged"
+    return len(ctx.captured_queries)
+
+
+def test_drawer_query_count_does_not_grow_with_the_withdrawal_sources_R_TR_4(client, world,
+                                                                               django_assert_max_num_queries):
+    """The withdrawal sources of the drawer's account come with their withdrawable amounts in one query: a
+    confirm used to cost one query per account that ever transferred to it (R-TR-4's withdrawable amount)."""
+    services.transfer_create(actor=world.admin, payer=world.a, payee=world.b, amount="5.00", remark="first")
+    few = _confirm_queries(client, world, django_assert_max_num_queries, 40)
+    for i in range(12):
+        source = fund(make_account(enterprise=world.enterprise, name=f"Source {i}"), "10.00")
+        services.transfer_create(actor=world.admin, payer=source, payee=world.b, amount="1.00", remark="src")
+    html = client.get(world.url, {"type": "withdraw"}, headers=HX).content.decode()
+    assert "Source 11" in html and html.count("· withdrawable 1.00") == 12
+    assert _confirm_queries(client, world, django_assert_max_num_queries, 40) == few
