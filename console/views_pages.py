@@ -16,13 +16,12 @@ from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts import selectors, services
 from accounts.models import CreditChangeRecord, CreditContract, TransferRecord
-from core import errors
-from core.models import AuditEvent, Message
+from core import errors, notifications
+from core.models import AuditEvent
 from core.money import format_money
 
 from .forms import (
@@ -195,16 +194,14 @@ def contracts(request):
 def messages_list(request):
     """The signed-in account's in-console messages, newest first (R-AL-3, R-NT-1)."""
     account_id = request.user.account_id
-    inbox = Message.objects.filter(account_id=account_id) if account_id else Message.objects.none()
+    inbox = notifications.inbox(account_id)
     if request.method == "POST":
-        # Marking a message read is the reader's own view state, not a business change: no service, no audit.
-        unread = inbox.filter(read_at__isnull=True)
         if request.POST.get("action") == "read_all":
-            done = unread.update(read_at=timezone.now())
+            done = notifications.messages_mark_read(account_id=account_id)
             messages.success(request, f"Marked {done} message{'s' if done != 1 else ''} as read.")
         else:
             message = get_object_or_404(inbox, pk=_posted_pk(request, "message"))
-            unread.filter(pk=message.pk).update(read_at=timezone.now())
+            notifications.messages_mark_read(account_id=account_id, message_id=message.pk)
         query = QueryDict(request.POST.get("return_query", "")).urlencode()
         return _see_other(reverse("console:messages") + (f"?{query}" if query else ""))
     only_unread = request.GET.get("unread") == "1"

@@ -42,6 +42,23 @@ def notify_account(account, *, kind: str, subject: str, body: str, sms: bool = T
     return rows
 
 
+def inbox(account_id):
+    """The in-console messages of the account ``account_id`` (none without an account)."""
+    return Message.objects.filter(account_id=account_id) if account_id else Message.objects.none()
+
+
+def messages_mark_read(*, account_id, message_id=None, at=None) -> int:
+    """Mark the account's unread in-console messages read: the one ``message_id``, or all of them when it is
+    ``None``. Returns how many changed; a message of another account is not touched (0).
+
+    Read state is the reader's own view of the inbox, not a business change: it is not audited.
+    """
+    unread = inbox(account_id).filter(read_at__isnull=True)
+    if message_id is not None:
+        unread = unread.filter(pk=message_id)
+    return unread.update(read_at=at or timezone.now())
+
+
 def retry_pending(*, older_than_seconds: int = 60) -> int:
     """Enqueue again the pending rows that no worker delivered (after a crash, say)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)

@@ -117,10 +117,11 @@ class UsageRecordResource(resources.ModelResource):
             errors["record_id"] = f"record ID {record_id} appears twice in this file"
         self.seen.add(record_id)
         account = self.accounts.get(_text(row.get("account_id")))
+        if self.enterprise_id is not None and account is not None and account.enterprise_id != self.enterprise_id:
+            account = None  # another enterprise's account reads as unknown: the file must not tell it exists
         if account is None:
-            errors["account_id"] = f"no account has the ID {_text(row.get('account_id'))[:32]!r}"
-        elif self.enterprise_id is not None and account.enterprise_id != self.enterprise_id:
-            errors["account_id"] = f"account {account.account_id} is not an account of your enterprise"
+            whose = "of your enterprise " if self.enterprise_id is not None else ""
+            errors["account_id"] = f"no account {whose}has the ID {_text(row.get('account_id'))[:32]!r}"
         values["account"] = account
         for name, limit in (("product_code", 64), ("region", 32), ("instance_type", 64)):
             text = _text(row.get(name))

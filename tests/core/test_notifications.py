@@ -149,3 +149,21 @@ def test_failing_gateway_after_a_real_commit_keeps_the_money_operation_R_NT_1(se
     assert figures(a)[0] == D("400.00")
     sms = Notification.objects.get(account=a, kind="low_balance_alert", channel="sms")
     assert (sms.status, sms.attempts, sms.last_error) == ("pending", 1, "SMS gateway unreachable")
+
+
+def test_marking_messages_read_touches_only_the_readers_own_unread_messages_R_NT_1(ent):
+    from core import notifications
+
+    enterprise, ma, admin = ent
+    mine, other = make_account(enterprise=enterprise, name="Mine"), make_account(enterprise=enterprise, name="Other")
+    at = timezone.now()
+    first, second = (Message.objects.create(account=mine, kind="k", title=t, body="b", created_at=at) for t in "12")
+    foreign = Message.objects.create(account=other, kind="k", title="x", body="b", created_at=at)
+    assert notifications.messages_mark_read(account_id=mine.pk, message_id=foreign.pk) == 0
+    assert notifications.messages_mark_read(account_id=mine.pk, message_id=first.pk) == 1
+    assert notifications.messages_mark_read(account_id=mine.pk, message_id=first.pk) == 0  # already read
+    assert notifications.messages_mark_read(account_id=mine.pk) == 1  # the second one
+    assert notifications.messages_mark_read(account_id=None) == 0
+    for message in (first, second, foreign):
+        message.refresh_from_db()
+    assert first.read_at is not None and second.read_at is not None and foreign.read_at is None

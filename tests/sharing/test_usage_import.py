@@ -91,7 +91,12 @@ def test_rows_of_another_enterprise_are_errors_and_only_the_admin_imports_R_US_1
     _, other_ma, _ = make_enterprise(name="Globex")
     with pytest.raises(UsageImportError) as exc:
         usage_import(actor=admin, enterprise=enterprise, file_name="f.csv", content=csv_of(row("r", other_ma)))
-    assert "not an account of your enterprise" in exc.value.errors[0][1]
+    # The same message as for an ID nobody has: the file must not reveal that another enterprise's account exists.
+    assert exc.value.errors[0][1] == f"account_id: no account of your enterprise has the ID '{other_ma.account_id}'"
+    with pytest.raises(UsageImportError) as unknown:
+        usage_import(actor=admin, enterprise=enterprise, file_name="f.csv",
+                     content=csv_of(row("r", other_ma)).replace(other_ma.account_id.encode(), b"1999999999999999"))
+    assert unknown.value.errors[0][1] == "account_id: no account of your enterprise has the ID '1999999999999999'"
     with pytest.raises(PermissionDenied):
         usage_import(actor=make_user(account=make_account(enterprise=enterprise)), enterprise=enterprise,
                      file_name="f.csv", content=csv_of(row("r", ma)))
