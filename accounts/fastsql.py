@@ -163,12 +163,16 @@ def lock_and_read(pks, *, on, overdue_of: int | None = None, pair: tuple[int, in
         _execute(cursor, after_sql, after_params)
         overdue, pair_id, remaining, total, operation, fingerprint, result_id = cursor.fetchone()
     names = list(ACCOUNT_COLUMNS)
-    accounts = {}
+    accounts, enterprises = {}, {}
     for row in rows:
         values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
-        account = Account.from_db(connection.alias, names, values)
+        account = Account.from_db(DEFAULT_DB_ALIAS, names, values)
         if account.enterprise_id is not None:
-            account.enterprise = Enterprise(pk=account.enterprise_id, company_id=row[-1])
+            enterprise = enterprises.get(account.enterprise_id)
+            if enterprise is None:
+                enterprise = enterprises[account.enterprise_id] = Enterprise(pk=account.enterprise_id,
+                                                                             company_id=row[-1])
+            account._state.fields_cache["enterprise"] = enterprise  # what ``account.enterprise = ...`` caches
         accounts[account.pk] = account
     found_pair = None
     if pair_id is not None:
