@@ -8,6 +8,7 @@ assets by primary key.
 import secrets
 from decimal import Decimal, InvalidOperation
 
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account, Folder
@@ -300,10 +301,12 @@ def on_membership_changed(sender, *, account, old_enterprise_id, old_folder, new
     """Runs inside the membership transaction: folder-scoped grants follow the account at once.
 
     * joins (or moves into) a folder of a folder scope: a grant from ``at``, or, when the asset is already
-      shared with 100 accounts, recorded as uncovered (R-SH-4);
+      shared with 100 accounts, recorded as uncovered (R-SH-4); never from an owner verified as another company
+      than its enterprise: nothing of such an account is shared (R-ORG-5);
     * leaves a folder scope (moved out, or removed from the directory): its grant ends at ``at`` (R-SH-7);
-    * removed from the directory: every grant of its former enterprise's assets ends, and its own assets
-      stop being shared (they are no longer assets of that enterprise, R-SH-8).
+    * removed from the directory: every grant of its former enterprise's assets ends, it is no longer listed
+      as uncovered by them, and its own assets stop being shared (they are no longer assets of that
+      enterprise, R-SH-8).
     """
     enterprise_ids = {e for e in (old_enterprise_id, account.enterprise_id) if e}
     if not enterprise_ids:
@@ -311,7 +314,8 @@ def on_membership_changed(sender, *, account, old_enterprise_id, old_folder, new
     path = new_folder.path if new_folder is not None else None
     left_enterprise = account.enterprise_id is None or account.enterprise_id != old_enterprise_id
     folder_assets = (Asset.objects.filter(owner__enterprise_id__in=enterprise_ids, scope_type=ScopeType.FOLDERS)
-                     .exclude(owner=account).select_for_update(of=("self",)).select_related("owner").order_by("pk"))
+                     .exclude(owner=account).select_for_update(of=("self",)).select_related("owner__enterprise")
+                     .order_by("pk"))
     scope_paths: dict[int, list[str]] = {}
     for row in AssetShare.objects.filter(asset__in=folder_assets.values("pk"), folder__isnull=False).values(
             "asset_id", "folder__path"):
@@ -319,8 +323,10 @@ def on_membership_changed(sender, *, account, old_enterprise_id, old_folder, new
     open_grants = set(Grant.objects.filter(account=account, effective_to__isnull=True).values_list("asset_id", flat=True))
     end, uncover_clear = [], []
     for asset in folder_assets:
-        should = (path is not None and account.enterprise_id == asset.owner.enterprise_id
-                  and account.verified_company_id == asset.owner.verified_company_id
+        owner = asset.owner
+        should = (path is not None and account.enterprise_id == owner.enterprise_id
+                  and account.verified_company_id == owner.verified_company_id
+                  and owner.verified_company_id == owner.enterprise.company_id
                   and any(path.startswith(p) for p in scope_paths.get(asset.pk, []))
                   and asset.status == Asset.Status.ACTIVE and asset.valid_to > at)
         has = asset.pk in open_grants
@@ -341,6 +347,7 @@ def on_membership_changed(sender, *, account, old_enterprise_id, old_folder, new
                                          asset__owner__enterprise_id=old_enterprise_id)
                     .exclude(asset_id__in=end).values_list("asset_id", flat=True))
         AssetShare.objects.filter(account=account).delete()
+        UncoveredAccount.objects.filter(account=account, asset__owner__enterprise_id=old_enterprise_id).delete()
         own = list(Asset.objects.filter(owner=account).exclude(scope_type=ScopeType.NONE).select_for_update())
         for asset in own:
             _set_scope(asset, ScopeType.NONE, [], [], at=at)
@@ -355,7 +362,9 @@ def on_company_changed(sender, *, account, old_company_id, at, **kwargs) -> None
     """Runs inside the re-verification transaction: grants between different companies end at once (R-SH-5).
 
     The account stops receiving assets of owners of another company, and its own assets stop applying to
-    accounts of another company. Usage before ``at`` keeps its deductions (R-SH-7).
+    accounts of another company. Usage before ``at`` keeps its deductions (R-SH-7). An account of another
+    company than the owner is no longer listed as uncovered (R-SH-4): it could not receive the asset anyway.
+    Re-verification starts no grant.
     """
     company = account.verified_company_id
     received = Grant.objects.filter(account=account, effective_to__isnull=True)
@@ -367,3 +376,8 @@ def on_company_changed(sender, *, account, old_company_id, at, **kwargs) -> None
     ended = list(received.values_list("pk", flat=True)) + list(given.values_list("pk", flat=True))
     if ended:
         Grant.objects.filter(pk__in=ended).update(effective_to=at)
+    uncovered = UncoveredAccount.objects.filter(Q(account=account) | Q(asset__owner=account))
+    if company:
+        uncovered = uncovered.exclude(account=account, asset__owner__verified_company_id=company).exclude(
+            asset__owner=account, account__verified_company_id=company)
+    uncovered.delete()

@@ -103,3 +103,86 @@ def test_transfer_then_withdraw_back_to_exactly_zero_keeps_the_checks_R_MON_1_R_
     services.withdrawal_create(actor=admin, source=a, target=ma, amount="98.62", remark="Q3 budget")
     ma.refresh_from_db(); a.refresh_from_db()
     assert (ma.transfer_book_balance, a.own_cash) == (Decimal("0.00"), Decimal("100.00"))
+
+
+# --- Found by the model-based test of sharing (``test_stateful_sharing.py``) ------------------------------
+
+OTHER_COMPANY = "91440300OTHER0001"
+
+
+@pytest.fixture
+def share_limit_1(monkeypatch):
+    """R-SH-4's limit made 1 (both modules that read it), so that a scope is full with one account."""
+    from sharing import selectors as sharing_selectors
+    from sharing import services as sharing_services
+
+    monkeypatch.setattr(sharing_selectors, "SHARE_LIMIT", 1)
+    monkeypatch.setattr(sharing_services, "SHARE_LIMIT", 1)
+
+
+def test_owner_reverified_as_another_company_gives_nothing_to_accounts_joining_its_folder_scope_R_ORG_5_R_SH_2(ent):
+    """The management account's coupon is shared with folder Ops; then the account manager re-verifies the
+    management account as another company. An account of that other company moved into Ops received the
+    coupon (same company as the owner), although nothing of an account verified as another company than the
+    enterprise may be shared, nor anything shared with one (R-ORG-5): a share by id of it is refused."""
+    from accounts.models import Account
+    from core.errors import DomainError
+    from sharing import services as sharing_services
+    from sharing.models import Grant, ScopeType
+    from tests.sharing.helpers import coupon, folder
+
+    enterprise, ma, admin = ent
+    ops = folder(enterprise, admin, "Ops")
+    a = make_account(enterprise=enterprise, folder=ops)
+    cp = coupon(ma)
+    sharing_services.share_asset(actor=admin, asset=cp, scope_type=ScopeType.FOLDERS, folders=[ops])
+    services.account_flags_set(actor=None, account=ma, verified_company_id=OTHER_COMPANY)
+    assert not Grant.objects.filter(asset=cp, effective_to__isnull=True).exists()  # A's grant ended (R-SH-5)
+    x = make_account(enterprise=enterprise, company_id=OTHER_COMPANY)
+    services.accounts_move(actor=admin, accounts=[x], folder=ops)
+    assert not Grant.objects.filter(asset=cp).exclude(account=a).exists()
+    with pytest.raises(DomainError) as refused:
+        sharing_services.share_asset(actor=admin, asset=cp, scope_type=ScopeType.ACCOUNTS,
+                                     accounts=[Account.objects.get(pk=x.pk)])
+    assert refused.value.rule == "R-ORG-5"
+
+
+def test_removed_account_is_no_longer_listed_uncovered_by_an_account_scope_R_SH_4_R_ORG_4(ent, share_limit_1):
+    """An automatic rule for accounts B and X (X of another company: the rule counts 1, within the limit).
+    X is re-verified as the enterprise's company, so the next coupon reaches 2 accounts: B receives it, X is
+    left uncovered (R-SH-4). Removing X from the directory left X listed as uncovered by that coupon."""
+    from sharing import selectors as sharing_selectors
+    from sharing import services as sharing_services
+    from sharing.models import AssetType, ScopeType
+    from tests.sharing.helpers import coupon
+
+    enterprise, ma, admin = ent
+    b = make_account(enterprise=enterprise)
+    x = make_account(enterprise=enterprise, company_id=OTHER_COMPANY)
+    sharing_services.auto_rule_set(actor=admin, enterprise=enterprise, asset_type=AssetType.COUPON,
+                                   scope_type=ScopeType.ACCOUNTS, accounts=[b, x])
+    services.account_flags_set(actor=None, account=x, verified_company_id=enterprise.company_id)
+    cp = coupon(ma)
+    assert [u.account_id for u in sharing_selectors.uncovered_accounts(cp)] == [x.pk]
+    services.account_remove(actor=admin, account=x)
+    assert list(sharing_selectors.uncovered_accounts(cp)) == []
+
+
+def test_account_reverified_as_another_company_is_no_longer_listed_uncovered_R_SH_5_R_SH_4(ent, share_limit_1):
+    """B fills coupon's folder scope Ops; C joins Ops and is left uncovered (R-SH-4). Re-verified as another
+    company than the owner, C could not receive the coupon at all (R-SH-5), yet it stayed listed uncovered."""
+    from sharing import selectors as sharing_selectors
+    from sharing import services as sharing_services
+    from sharing.models import ScopeType
+    from tests.sharing.helpers import coupon, folder
+
+    enterprise, ma, admin = ent
+    ops = folder(enterprise, admin, "Ops")
+    make_account(enterprise=enterprise, folder=ops)
+    c = make_account(enterprise=enterprise)
+    cp = coupon(ma)
+    sharing_services.share_asset(actor=admin, asset=cp, scope_type=ScopeType.FOLDERS, folders=[ops])
+    services.accounts_move(actor=admin, accounts=[c], folder=ops)
+    assert [u.account_id for u in sharing_selectors.uncovered_accounts(cp)] == [c.pk]
+    services.account_flags_set(actor=None, account=c, verified_company_id=OTHER_COMPANY)
+    assert list(sharing_selectors.uncovered_accounts(cp)) == []
