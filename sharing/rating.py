@@ -1,11 +1,11 @@
 """Rating: what pays for each usage record (R-US-2 to R-US-7).
 
 A batch of unrated records is rated in one transaction with a fixed number of queries, whatever its size:
-the records (locked), their accounts (locked, by primary key), the candidate grants and assets (locked, by
-primary key), their per-hour consumption, the ids of the new operations and charges, then one set-based
-write per table (``COPY`` on PostgreSQL, ``executemany`` on SQLite) and one ``UPDATE`` each for the
-per-hour consumption, the coupons, the balances and the records. Records are rated in record order
-(primary key), so a savings plan's hourly commitment is used up in that order (R-US-5).
+the records (taken off the rating queue, ``UsagePending``), their accounts (locked, by primary key), the
+candidate grants and assets (locked, by primary key), their per-hour consumption, the ids of the new
+operations and charges, then one set-based write per table (``COPY`` on PostgreSQL, ``executemany`` on
+SQLite) and one statement each for the per-hour consumption, the coupons and the balances. Records are rated
+in record order (primary key), so a savings plan's hourly commitment is used up in that order (R-US-5).
 
 Per record, in the order of R-US-2: reserved instances, SCU packages, savings plans, coupons, then the
 account's balance (R-MON-5). Within a type the account's own assets come before shared ones, then the one
@@ -38,7 +38,7 @@ from accounts.models import Account, Bill, Charge, LedgerEntry, Operation
 from core.db import atomic_service
 from core.money import ZERO, round_money, split_exact
 
-from .models import DEDUCTION_ORDER, Asset, AssetHourUsage, AssetType, Deduction, Grant, UsageRecord
+from .models import DEDUCTION_ORDER, Asset, AssetHourUsage, AssetType, Deduction, Grant, UsagePending, UsageRecord
 
 QUANTUM = Decimal("0.000001")
 TYPE_RANK = {t.value: i for i, t in enumerate(DEDUCTION_ORDER)}
@@ -385,10 +385,9 @@ def _charge_all(items: list[tuple], accounts: dict[int, list]) -> list[int]:
 
 @atomic_service
 def rate_batch(*, batch_size: int = DEFAULT_BATCH, through_service: bool = False, record_ids=None) -> int:
-    """Rate up to ``batch_size`` unrated records (oldest first); returns how many. Rated records are skipped,
-    so rating a record twice changes nothing (R-US-7)."""
-    now = timezone.now()
-    records = _take_records(batch_size, record_ids, now)
+    """Rate up to ``batch_size`` unrated records (oldest first); returns how many. A record is rated by the
+    transaction that takes it off the rating queue, so rating a record twice changes nothing (R-US-7)."""
+    records = _take_records(batch_size, record_ids)
     if not records:
         return 0
     # Lock order: accounts by primary key, then assets by primary key (as the account services do).
@@ -423,29 +422,39 @@ def rate_batch(*, batch_size: int = DEFAULT_BATCH, through_service: bool = False
         for line, charge_id in zip(balance_lines, charge_ids):
             line[7] = charge_id
     _insert(Deduction, DEDUCTION_COLUMNS, [tuple(d) for d in deductions])
-    if connection.vendor != "postgresql":
-        UsageRecord.objects.filter(pk__in=[r[R_PK] for r in records]).update(rated_at=now)
     return len(records)
 
 
-def _take_records(batch_size: int, record_ids, now) -> list[tuple]:
-    """Up to ``batch_size`` unrated records (of ``record_ids`` when given), oldest first, as tuples of
-    ``RECORD_FIELDS``. On PostgreSQL one statement locks them (skipping those another rater holds), marks
-    them rated at ``now`` and returns them; the transaction makes that mark and the rating one (R-US-7).
-    Elsewhere they are read here and marked at the end of the batch."""
-    qs = UsageRecord.objects.filter(rated_at__isnull=True).order_by("pk")
-    if record_ids is not None:
-        qs = qs.filter(pk__in=list(record_ids))
+def _take_records(batch_size: int, record_ids) -> list[tuple]:
+    """Take up to ``batch_size`` unrated records (of ``record_ids`` when given) off the rating queue, oldest
+    first, as tuples of ``RECORD_FIELDS``. Their ``UsagePending`` rows are deleted in this transaction, so the
+    transaction that rates a record is the one that takes it off the queue: if it rolls back, the record is
+    queued again; once it commits, nobody can take it again (R-US-7). The wide usage row is only read.
+
+    On PostgreSQL one statement locks the queue rows (skipping those another rater holds), deletes them and
+    returns their records. On SQLite the transaction holds the write lock from its start (IMMEDIATE): the
+    records are read, then their queue rows deleted."""
     if connection.vendor != "postgresql":
-        return list(qs.values_list(*RECORD_FIELDS)[:batch_size])
-    inner, params = qs.select_for_update(skip_locked=True).values("pk")[:batch_size].query.sql_with_params()
+        qs = UsageRecord.objects.filter(pending__isnull=False).order_by("pk")
+        if record_ids is not None:
+            qs = qs.filter(pk__in=list(record_ids))
+        records = list(qs.values_list(*RECORD_FIELDS)[:batch_size])
+        UsagePending.objects.filter(pk__in=[r[R_PK] for r in records]).delete()
+        return records
     qn = connection.ops.quote_name
-    table = qn(_table(UsageRecord))
-    columns = ", ".join(qn(UsageRecord._meta.get_field(f).column) for f in RECORD_FIELDS[1:])
+    queue, usage = qn(_table(UsagePending)), qn(_table(UsageRecord))
+    columns = ", ".join(f"u.{qn(UsageRecord._meta.get_field(f).column)}" for f in ("id", *RECORD_FIELDS[1:]))
+    only, params = ("", []) if record_ids is None else (" WHERE usage_record_id = ANY(%s)", [list(record_ids)])
+    # The queue rows are deleted by their ctid, read while they are locked (queue rows are never updated, so it
+    # cannot change before this transaction ends); the records are read by an index scan over the ids taken
+    # (a join let the planner hash the whole usage table).
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {qn('rated_at')} = %s WHERE {qn('id')} IN ({inner}) "
-                       f"RETURNING {qn('id')}, {columns}", [now, *params])
-        return sorted(cursor.fetchall())
+        cursor.execute(
+            f"WITH taken AS (DELETE FROM {queue} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {queue}{only} "
+            f"ORDER BY usage_record_id LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING usage_record_id) "
+            f"SELECT {columns} FROM {usage} u WHERE u.id = ANY(ARRAY(SELECT usage_record_id FROM taken)) "
+            f"ORDER BY u.id", [*params, batch_size])
+        return cursor.fetchall()
 
 
 def _upsert_hour_usage(keys: list[tuple[int, object]], used: dict) -> None:

@@ -3,13 +3,13 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts import services as account_services
 from accounts.models import AlertEvent, Bill, Charge, LedgerEntry, Operation
 from sharing import services
-from sharing.models import Asset, AssetHourUsage, AssetType, Deduction, ScopeType, UsageRecord
+from sharing.models import Asset, AssetHourUsage, AssetType, Deduction, ScopeType, UsagePending, UsageRecord
 from sharing.rating import rate_batch, rate_pending
 from tests.factories import fund, make_account
 
@@ -243,6 +243,34 @@ def test_rating_twice_changes_nothing_R_US_7(ent):
     assert (figures(ma), Deduction.objects.count(), Charge.objects.count(), LedgerEntry.objects.count()) == snapshot
 
 
+def test_a_new_record_is_queued_for_rating_once_R_US_7(ent):
+    """Every way of inserting records queues them (the trigger of migration sharing 0002); a rating that rolls
+    back leaves its records queued; one that commits takes them off the queue for good."""
+    enterprise, ma, admin = ent
+    fund(ma, "20.00")
+    cash = figures(ma)[0]
+    made = usage(ma, hour=at(10), unit_price="1.00")  # Model.objects.create
+    bulk = UsageRecord.objects.bulk_create([
+        UsageRecord(record_id=f"Q-{i}", account=ma, product_code="ecs", region="cn-hangzhou", quantity=D(1),
+                    unit_price=D("2.00"), amount=D("2.00"), usage_hour=at(11), billed_at=at(11), created_at=at(11))
+        for i in range(3)])
+    ids = [made.pk] + [r.pk for r in bulk]
+    assert sorted(UsagePending.objects.values_list("pk", flat=True)) == sorted(ids)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert rate_batch() == 4
+        raise RuntimeError("the rating fails after taking the records")
+    assert sorted(UsagePending.objects.values_list("pk", flat=True)) == sorted(ids)
+    assert not Deduction.objects.exists()
+
+    assert rate_pending() == 4
+    assert not UsagePending.objects.exists()
+    assert Deduction.objects.filter(usage_record_id__in=ids).values("usage_record").distinct().count() == 4
+    assert rate_pending() == 0
+    assert figures(ma)[0] == cash - D("7.00")
+    assert_books_clean()
+
+
 def test_ledger_is_clean_after_rating_and_balance_follows_spending_order_R_MON_4_R_MON_5(ent):
     enterprise, ma, admin = ent
     b = fund(make_account(enterprise=enterprise), "5.00")
@@ -320,7 +348,7 @@ def test_rating_takes_a_fixed_number_of_queries_per_batch_R_US_2(ent):
             usage(accounts[i % len(accounts)], hour=at(9 + i % 5), unit_price="0.70", product="ecs" if i % 2 else "rds")
         with CaptureQueriesContext(connection) as ctx:
             assert rate_batch(batch_size=1000) == n
-        assert not UsageRecord.objects.filter(rated_at__isnull=True).exists()
+        assert not UsageRecord.objects.filter(pending__isnull=False).exists()
         return len(ctx.captured_queries)
 
     assert queries_for(8) == queries_for(80)
@@ -358,7 +386,7 @@ def test_concurrent_raters_rate_each_record_once_R_US_7(transactional_db, clock)
         t.join()
     assert errors == []
     assert Deduction.objects.values("usage_record").distinct().count() == 400
-    assert not UsageRecord.objects.filter(rated_at__isnull=True).exists()
+    assert not UsageRecord.objects.filter(pending__isnull=False).exists()
     cp.refresh_from_db()
     assert cp.remaining_value == D("0.00")
     total_paid = sum(Deduction.objects.values_list("amount", flat=True), Decimal(0))
