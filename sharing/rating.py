@@ -304,11 +304,15 @@ def _reserve_ids(count: int) -> tuple[list[int], list[int]]:
     op_table, charge_table = _table(Operation), _table(Charge)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # One sequence after the other, each resolved to its regclass once: nextval() alternating between two
+            # sequences, or given a sequence name to look up, cost 5 us a call instead of 0.5.
             cursor.execute(
-                "WITH s AS (SELECT pg_get_serial_sequence(%s, 'id') AS o, pg_get_serial_sequence(%s, 'id') AS c) "
-                "SELECT nextval(s.o), nextval(s.c) FROM s, generate_series(1, %s)", [op_table, charge_table, count])
-            pairs = cursor.fetchall()
-            return sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
+                "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS o, "
+                "pg_get_serial_sequence(%s, 'id')::regclass AS c) "
+                "SELECT ARRAY(SELECT nextval(s.o) FROM generate_series(1, %s)), "
+                "ARRAY(SELECT nextval(s.c) FROM generate_series(1, %s)) FROM s", [op_table, charge_table, count, count])
+            operation_ids, charge_ids = cursor.fetchone()
+            return operation_ids, charge_ids
         # SQLite: the transaction holds the write lock from its start (IMMEDIATE), so nobody else inserts.
         qn = connection.ops.quote_name
         cursor.execute(f"SELECT (SELECT COALESCE(MAX(id), 0) FROM {qn(op_table)}), "
