@@ -318,8 +318,9 @@ def test_batch_path_writes_what_the_charge_service_writes_R_MON_5_R_US_2(ent, cl
         for account in accounts:
             account.refresh_from_db()
             rows.append((account.own_cash, account.transfer_book_balance, account.outstanding_balance,
-                         account.alert_sent_at is not None,
-                         list(AlertEvent.objects.filter(account=account).values_list("kind", "available_credit")),
+                         account.alert_sent_at,  # the time of the balance change (now), not the billing time
+                         list(AlertEvent.objects.filter(account=account).values_list("kind", "available_credit",
+                                                                                     "created_at")),
                          list(Charge.objects.filter(account=account).order_by("pk").values_list(
                              "amount", "from_transfer_book", "from_own_cash", "billed", "created_at")),
                          list(Bill.objects.filter(account=account).order_by("pk").values_list(
