@@ -18,10 +18,34 @@ Throughput: the hot loop works on plain tuples, lists and dicts (no model instan
 read with ``values_list`` and written as tuples. Model instances are made only for an account whose low
 balance alert changes state, to run the very alert evaluation of the charge service.
 
-The balance is charged either through ``accounts.services.charge`` (``through_service=True``: the
-reference) or by the batch path below, which writes exactly the rows that service writes (Operation of kind
-charge with ``external_amount = -amount``, LedgerEntry rows, Charge, Bill) and runs the same alert
-evaluation. Tests hold that both give identical balances and a clean ledger.
+What the balance pays is charged per *run*: within a batch, an account's balance parts, in record order, are
+cut into runs of consecutive records whose bills would fall due on the same day (same local billing date),
+and each run is one charge of its sum. Each record keeps its own deduction line (what paid for it, shown on
+the details page), which names the run's charge; the lines of a charge sum exactly to it (R-MON-1). This
+writes one operation, one charge, one to three ledger rows and at most one bill per run instead of per record
+(a batch of 10,000 records of 1,000 accounts: about 1,000 runs for 7,000 charged records), and changes no
+figure of any account:
+
+* R-MON-5: spending transfer book first, then own cash, then a bill, is greedy, so charging a run's sum from
+  the balances before the run takes from each bucket exactly what charging its records one after the other
+  takes; the balances after a batch are the same to the cent. The bill of a run has the due date its
+  records' bills would have had (a run never spans two), so overdue amounts (R-MON-2) are unchanged too.
+* R-MON-4: the stored balances change once per account and batch anyway (one ``UPDATE``); each run's
+  change is one operation with its ledger rows (account, bucket, signed amount, operation, time: the latest
+  billing time of the run), its record is the charge, and the usage records it paid are its deduction lines.
+  ``check_ledger`` holds per operation as before.
+* R-AL-3: an alert is evaluated after every change of an account's balance, that is after each run, with the
+  service's own code; charges only lower the balance, so a batch sends at most the one alert a record-by-record
+  evaluation would have sent.
+* R-US-7: unchanged; a record is still rated once, by the transaction that takes it off the queue.
+
+Only the bookkeeping granularity depends on the batch size (more, smaller charges with smaller batches); a
+test holds that balances, deduction lines, bill totals per due date and alerts do not.
+
+A run's balance charge is made either through ``accounts.services.charge`` (``through_service=True``: the
+reference, one call per run) or by the batch path below, which writes exactly the rows that service writes for
+it (Operation of kind charge with ``external_amount = -amount``, LedgerEntry rows, Charge, Bill) and runs the
+same alert evaluation. Tests hold that both give identical rows and a clean ledger.
 """
 
 import gc
@@ -351,29 +375,70 @@ DEDUCTION_COLUMNS = ("usage_record", "position", "source", "asset", "covered_qua
                      "charge")
 
 
-def _charge_all(items: list[tuple], accounts: dict[int, list], values: _Values) -> list[int]:
-    """Charge each (record, amount) to its account's balance, exactly as ``accounts.services.charge`` would
-    (R-MON-5), with set-based writes: one insert per table and one update of the balances. ``accounts``
-    maps pk to [own cash, transfer book, outstanding, credit limit, alert enabled, threshold, alert sent at]
-    and is updated. Returns the charges' primary keys, in the order of ``items``."""
-    operation_ids, charge_ids = _reserve_ids(len(items))
-    operations, entries, bills, charges = [], [], [], []
+class _Run:
+    """Consecutive balance parts of one account's records in a batch (record order) whose bills would fall due
+    on the same day: one charge of their sum, made as the account's balances stand after the runs before it
+    (R-MON-5; see the module's docstring). ``at``: the latest billing time of its records."""
+
+    __slots__ = ("account_id", "due", "amount", "at", "records", "index")
+
+    def __init__(self, account_id, due, index):
+        self.account_id, self.due, self.index = account_id, due, index
+        self.amount, self.at, self.records = ZERO, None, []
+
+
+def _runs(items: list[tuple]) -> tuple[list[_Run], list[_Run]]:
+    """The runs of ``items`` ((record, amount) in record order), in the order they start, and the run of
+    each item."""
+    runs, of_item = [], []
+    current: dict[int, _Run] = {}
     due_dates: dict = {}
-    hours: dict = {}
     due_days = timedelta(days=settings.EAC_BILL_DUE_DAYS)
+    for record, amount in items:
+        account_id, at = record[R_ACCOUNT], record[R_BILLED]
+        due = due_dates.get(at)
+        if due is None:
+            due = due_dates[at] = timezone.localdate(at) + due_days
+        run = current.get(account_id)
+        if run is None or run.due != due:
+            run = current[account_id] = _Run(account_id, due, len(runs))
+            runs.append(run)
+        run.amount += amount
+        if run.at is None or at > run.at:
+            run.at = at
+        run.records.append(record)
+        of_item.append(run)
+    return runs, of_item
+
+
+def _run_description(run: _Run, hours: dict | None = None) -> str:
+    """A single record's description (``_description``), or ``Usage of <n> records, <first id> to <last id>``."""
+    if len(run.records) == 1:
+        return _description(run.records[0], hours)
+    first, last = run.records[0], run.records[-1]
+    return f"Usage of {len(run.records)} records, {first[R_RECORD_ID]} to {last[R_RECORD_ID]}"[:200]
+
+
+def _charge_all(runs: list[_Run], accounts: dict[int, list], values: _Values) -> list[int]:
+    """Charge each run to its account's balance, exactly as ``accounts.services.charge`` would (R-MON-5), with
+    set-based writes: one insert per table and one update of the balances. ``accounts``
+    maps pk to [own cash, transfer book, outstanding, credit limit, alert enabled, threshold, alert sent at]
+    and is updated. Returns the charges' primary keys, in the order of ``runs``."""
+    operation_ids, charge_ids = _reserve_ids(len(runs))
+    operations, entries, bills, charges = [], [], [], []
+    hours: dict = {}
     instances: dict[int, Account] = {}
     now = timezone.now()
-    for (record, amount), op_id, charge_id in zip(items, operation_ids, charge_ids):
-        account_id = record[R_ACCOUNT]
+    for run, op_id, charge_id in zip(runs, operation_ids, charge_ids):
+        account_id, amount = run.account_id, run.amount
         state = accounts[account_id]
         cash, book, outstanding = state[0], state[1], state[2]
-        at = record[R_BILLED]
-        when = values.time(at)
+        when = values.time(run.at)
         from_book = book if book < amount else amount
         from_cash = min(cash, amount - from_book)
         billed = amount - from_book - from_cash
         state[0], state[1], state[2] = cash - from_cash, book - from_book, outstanding + billed
-        description = values.text(_description(record, hours))
+        description = values.text(_run_description(run, hours))
         operations.append((op_id, CHARGE, -amount, description, when))
         if from_book:
             entries.append((op_id, account_id, "transfer_book", -from_book, when))
@@ -381,14 +446,8 @@ def _charge_all(items: list[tuple], accounts: dict[int, list], values: _Values) 
             entries.append((op_id, account_id, "own_cash", -from_cash, when))
         if billed:
             entries.append((op_id, account_id, "outstanding", billed, when))
-            due = due_dates.get(at)
-            if due is None:
-                due = due_dates[at] = timezone.localdate(at) + due_days
-            bills.append((account_id, op_id, billed, billed, description, when, due))
+            bills.append((account_id, op_id, billed, billed, description, when, run.due))
         charges.append((charge_id, account_id, op_id, amount, from_book, from_cash, billed, description, when))
-        # The alert evaluation the service runs after each charge (R-AL-3), on the account as it is now, at
-        # the time it changes (now, not the billing time). A change of alert state (rare) runs the service's
-        # own code on a model instance.
         if state[4]:
             below = state[0] + state[1] + state[3] - state[2] < state[5]
             if below == (state[6] is None):
@@ -403,7 +462,7 @@ def _charge_all(items: list[tuple], accounts: dict[int, list], values: _Values) 
     _insert(LedgerEntry, LEDGER_COLUMNS, entries)
     _insert(Bill, BILL_COLUMNS, bills)
     _insert(Charge, CHARGE_COLUMNS, charges)
-    touched = {record[R_ACCOUNT] for record, _amount in items}
+    touched = {run.account_id for run in runs}
     _update(Account, ("own_cash", "transfer_book_balance", "outstanding_balance"),
             [(pk, *accounts[pk][:3]) for pk in sorted(touched)], casts=("numeric", "numeric", "numeric"))
     return charge_ids
@@ -461,14 +520,14 @@ def _rate_batch(batch_size: int, through_service: bool, record_ids) -> int:
     _update(Asset, ("remaining_value",), [(a.pk, a.remaining) for a in sorted(
         batch.dirty_coupons.values(), key=lambda a: a.pk)], casts=("numeric",))
     if to_charge:
+        runs, of_item = _runs(to_charge)
         if through_service:
-            charge_ids = [account_services.charge(actor=None, account=record[R_ACCOUNT], amount=amount,
-                                                  description=_description(record), at=record[R_BILLED]).pk
-                          for record, amount in to_charge]
+            charge_ids = [account_services.charge(actor=None, account=run.account_id, amount=run.amount,
+                                                  description=_run_description(run), at=run.at).pk for run in runs]
         else:
-            charge_ids = _charge_all(to_charge, accounts, values)
-        for line, charge_id in zip(balance_lines, charge_ids):
-            line[7] = charge_id
+            charge_ids = _charge_all(runs, accounts, values)
+        for line, run in zip(balance_lines, of_item):
+            line[7] = charge_ids[run.index]
     _insert(Deduction, DEDUCTION_COLUMNS, deductions)
     return len(records)
 
