@@ -107,9 +107,14 @@ class GrantAdmin(ReadOnly):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnly):
-    list_display = ("record_id", "account", "product_code", "usage_hour", "amount", "rated_at")
+    list_display = ("record_id", "account", "product_code", "usage_hour", "amount", "rated")
     search_fields = ("record_id", "account__account_id")
-    list_select_related = ("account",)
+    list_select_related = ("account", "pending")
+
+    @admin.display(boolean=True)
+    def rated(self, record):
+        """Rated once its rating queue row is gone (``pending`` is joined by ``list_select_related``)."""
+        return not hasattr(record, "pending")
 
 
 @admin.register(Deduction)

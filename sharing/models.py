@@ -16,8 +16,15 @@ Design choices
 * **Per-hour consumption state** (``AssetHourUsage``): instance-hours of a reserved instance, GB of an
   SCU package, commitment money of a savings plan used in one usage hour, by all the accounts the asset
   applies to together (R-US-3 to R-US-5). A coupon's state is its ``remaining_value``.
-* A ``UsageRecord`` is rated once (``rated_at``); its ``Deduction`` lines say what paid for it. Their
-  ``amount`` (pay-as-you-go money covered) always sums exactly to the record's ``amount`` (R-MON-1).
+* A ``UsageRecord`` is rated once; its ``Deduction`` lines say what paid for it. Their ``amount``
+  (pay-as-you-go money covered) always sums exactly to the record's ``amount`` (R-MON-1).
+* **The queue of unrated records is a table of its own** (``UsagePending``: one narrow row per unrated
+  record), not a column of the record. Rating a batch deletes its queue rows (``DELETE ... RETURNING``), so it
+  never rewrites the wide usage row and its six indexes: with a ``rated_at`` column and a partial index on it,
+  every rating was a non-HOT update writing all the indexes again (``bench/RESULTS.md``, section 4). A
+  database trigger inserts the queue row with the record, whatever inserts it (the import, ``bulk_create``,
+  a test, ``COPY``), so no record can be created outside the queue; a record is rated exactly when its queue
+  row has been deleted by a committed rating (R-US-7).
 """
 
 from django.conf import settings
@@ -248,14 +255,10 @@ class UsageRecord(models.Model):
     usage_import = models.ForeignKey(UsageImport, null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="records")
     created_at = models.DateTimeField()
-    rated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [
-            models.Index(fields=["account", "-usage_hour"]),
-            models.Index(fields=["id"], condition=Q(rated_at__isnull=True), name="usage_unrated_idx"),
-        ]
+        indexes = [models.Index(fields=["account", "-usage_hour"])]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="usage_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="usage_unit_price_not_negative"),
@@ -265,6 +268,17 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return self.record_id
+
+
+class UsagePending(models.Model):
+    """A usage record not rated yet: the rating queue (R-US-7). Inserted with the record by the trigger of
+    migration ``0002`` (on PostgreSQL and SQLite), deleted by the rating transaction that rates the record."""
+
+    usage_record = models.OneToOneField(UsageRecord, primary_key=True, on_delete=models.CASCADE,
+                                        related_name="pending")
+
+    class Meta:
+        ordering = ["usage_record"]
 
 
 class Deduction(models.Model):
@@ -277,7 +291,9 @@ class Deduction(models.Model):
         COUPON = "coupon", "Coupon"
         BALANCE = "balance", "Account balance"
 
-    usage_record = models.ForeignKey(UsageRecord, on_delete=models.PROTECT, related_name="deductions")
+    # No index of its own: the unique (usage_record, position) index serves lookups by record (one index less to
+    # write per deduction line, see bench/RESULTS.md section 4).
+    usage_record = models.ForeignKey(UsageRecord, on_delete=models.PROTECT, related_name="deductions", db_index=False)
     position = models.PositiveSmallIntegerField()
     source = models.CharField(max_length=20, choices=Source.choices)
     asset = models.ForeignKey(Asset, null=True, blank=True, on_delete=models.PROTECT, related_name="deductions")

@@ -238,6 +238,6 @@ def import_and_rate(*, actor, file_name: str, content: bytes, enterprise=None) -
     from .rating import rate_pending
 
     batch = usage_import(actor=actor, file_name=file_name, content=content, enterprise=enterprise)
-    ids = list(UsageRecord.objects.filter(usage_import=batch, rated_at__isnull=True).values_list("pk", flat=True))
+    ids = list(UsageRecord.objects.filter(usage_import=batch, pending__isnull=False).values_list("pk", flat=True))
     rated = rate_pending(record_ids=ids) if ids else 0
     return batch, rated

@@ -1,15 +1,16 @@
 """Usage deduction (SPEC section 8), with the effective times of section 7, as worked examples."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts import services as account_services
 from accounts.models import AlertEvent, Bill, Charge, LedgerEntry, Operation
 from sharing import services
-from sharing.models import Asset, AssetHourUsage, AssetType, Deduction, ScopeType, UsageRecord
+from sharing.models import Asset, AssetHourUsage, AssetType, Deduction, ScopeType, UsagePending, UsageRecord
 from sharing.rating import rate_batch, rate_pending
 from tests.factories import fund, make_account
 
@@ -243,6 +244,34 @@ def test_rating_twice_changes_nothing_R_US_7(ent):
     assert (figures(ma), Deduction.objects.count(), Charge.objects.count(), LedgerEntry.objects.count()) == snapshot
 
 
+def test_a_new_record_is_queued_for_rating_once_R_US_7(ent):
+    """Every way of inserting records queues them (the trigger of migration sharing 0002); a rating that rolls
+    back leaves its records queued; one that commits takes them off the queue for good."""
+    enterprise, ma, admin = ent
+    fund(ma, "20.00")
+    cash = figures(ma)[0]
+    made = usage(ma, hour=at(10), unit_price="1.00")  # Model.objects.create
+    bulk = UsageRecord.objects.bulk_create([
+        UsageRecord(record_id=f"Q-{i}", account=ma, product_code="ecs", region="cn-hangzhou", quantity=D(1),
+                    unit_price=D("2.00"), amount=D("2.00"), usage_hour=at(11), billed_at=at(11), created_at=at(11))
+        for i in range(3)])
+    ids = [made.pk] + [r.pk for r in bulk]
+    assert sorted(UsagePending.objects.values_list("pk", flat=True)) == sorted(ids)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert rate_batch() == 4
+        raise RuntimeError("the rating fails after taking the records")
+    assert sorted(UsagePending.objects.values_list("pk", flat=True)) == sorted(ids)
+    assert not Deduction.objects.exists()
+
+    assert rate_pending() == 4
+    assert not UsagePending.objects.exists()
+    assert Deduction.objects.filter(usage_record_id__in=ids).values("usage_record").distinct().count() == 4
+    assert rate_pending() == 0
+    assert figures(ma)[0] == cash - D("7.00")
+    assert_books_clean()
+
+
 def test_ledger_is_clean_after_rating_and_balance_follows_spending_order_R_MON_4_R_MON_5(ent):
     enterprise, ma, admin = ent
     b = fund(make_account(enterprise=enterprise), "5.00")
@@ -276,35 +305,96 @@ def _world(enterprise, admin, tag):
     return [a, b, c], records
 
 
+def _outcome(accounts, records, tag):
+    """Balances, alerts, charges, bills, charge ledger rows per account, and the deduction lines per record;
+    descriptions without the record ids' ``tag``."""
+    rows = []
+    for account in accounts:
+        account.refresh_from_db()
+        rows.append((account.own_cash, account.transfer_book_balance, account.outstanding_balance,
+                     account.alert_sent_at,  # the time of the balance change (now), not the billing time
+                     list(AlertEvent.objects.filter(account=account).values_list("kind", "available_credit",
+                                                                                 "created_at")),
+                     [(*c[:4], c[4].replace(f"{tag}-", ""), c[5]) for c in Charge.objects.filter(
+                         account=account).order_by("pk").values_list(
+                         "amount", "from_transfer_book", "from_own_cash", "billed", "description", "created_at")],
+                     [(*b[:3], b[3].replace(f"{tag}-", ""), b[4]) for b in Bill.objects.filter(
+                         account=account).order_by("pk").values_list(
+                         "amount", "unpaid_amount", "due_date", "description", "created_at")],
+                     list(LedgerEntry.objects.filter(account=account, operation__kind=Operation.Kind.CHARGE)
+                          .order_by("pk").values_list("bucket", "amount", "created_at"))))
+    deductions = [[(d.source, d.amount, d.asset_value_used, d.covered_quantity) for d in r.deductions.all()]
+                  for r in records]
+    return rows, deductions
+
+
 def test_batch_path_writes_what_the_charge_service_writes_R_MON_5_R_US_2(ent, clock):
+    """Per batch, the balance part of an account's consecutive records with the same due date is one charge
+    (R-MON-5): the batch path writes exactly what ``accounts.services.charge`` writes for it."""
     enterprise, ma, admin = ent
     fund(ma, "100.00")
     clock.set(at(8))
     service_accounts, service_records = _world(enterprise, admin, "svc")
     batch_accounts, batch_records = _world(enterprise, admin, "bat")
-    rate_pending(through_service=True, record_ids=[r.pk for r in service_records])
+    rate_pending(through_service=True, record_ids=[r.pk for r in service_records], batch_size=5)
     rate_pending(record_ids=[r.pk for r in batch_records], batch_size=5)
 
-    def outcome(accounts, records):
-        rows = []
-        for account in accounts:
-            account.refresh_from_db()
-            rows.append((account.own_cash, account.transfer_book_balance, account.outstanding_balance,
-                         account.alert_sent_at is not None,
-                         list(AlertEvent.objects.filter(account=account).values_list("kind", "available_credit")),
-                         list(Charge.objects.filter(account=account).order_by("pk").values_list(
-                             "amount", "from_transfer_book", "from_own_cash", "billed", "created_at")),
-                         list(Bill.objects.filter(account=account).order_by("pk").values_list(
-                             "amount", "unpaid_amount", "due_date")),
-                         list(LedgerEntry.objects.filter(account=account, operation__kind=Operation.Kind.CHARGE)
-                              .order_by("pk").values_list("bucket", "amount"))))
-        deductions = [[(d.source, d.amount, d.asset_value_used, d.covered_quantity) for d in r.deductions.all()]
-                      for r in records]
-        return rows, deductions
-
-    assert outcome(service_accounts, service_records) == outcome(batch_accounts, batch_records)
+    assert _outcome(service_accounts, service_records, "svc") == _outcome(batch_accounts, batch_records, "bat")
     assert Charge.objects.filter(account__in=batch_accounts).count() > 3
     assert AlertEvent.objects.filter(account=batch_accounts[1]).exists()
+    assert_books_clean()
+
+
+def test_batch_size_changes_no_balance_deduction_bill_total_or_alert_R_MON_5_R_AL_3(ent, clock):
+    """Batches of 5 and one batch of all: more, smaller charges, the same money everywhere."""
+    enterprise, ma, admin = ent
+    fund(ma, "100.00")
+    clock.set(at(8))
+    small_accounts, small_records = _world(enterprise, admin, "s")
+    big_accounts, big_records = _world(enterprise, admin, "b")
+    rate_pending(record_ids=[r.pk for r in small_records], batch_size=5)
+    rate_pending(record_ids=[r.pk for r in big_records], batch_size=1000)
+
+    def money(accounts, records):
+        rows, deductions = _outcome(accounts, records, "")
+        return ([(row[0], row[1], row[2], row[3], [e[0] for e in row[4]],
+                  sum((c[0] for c in row[5]), D(0)), sum((c[3] for c in row[5]), D(0)),
+                  sorted({(b[2], sum((x[0] for x in row[6] if x[2] == b[2]), D(0))) for b in row[6]}))
+                 for row in rows], deductions)
+
+    assert money(small_accounts, small_records) == money(big_accounts, big_records)
+    assert Charge.objects.filter(account__in=small_accounts).count() > Charge.objects.filter(
+        account__in=big_accounts).count()
+    assert_books_clean()
+
+
+def test_one_charge_per_run_of_an_account_with_one_due_date_R_MON_5_R_MON_1(ent, clock):
+    """An account's balance charges of a batch, in record order, are cut into runs with one due date each;
+    a run is one charge of their sum, paid transfer book first, then own cash, the rest a bill due 15 days
+    after the run's billing day; each record's balance line points to its run's charge and the lines of a
+    charge sum exactly to it."""
+    enterprise, ma, admin = ent
+    clock.set(at(8, day=3))
+    b = fund(make_account(enterprise=enterprise), "5.00")
+    r1 = usage(b, hour=at(9), unit_price="3.00", billed_at=at(10))
+    r2 = usage(b, hour=at(9), unit_price="4.00", billed_at=at(11))
+    r3 = usage(b, hour=at(9), unit_price="2.00", billed_at=at(10, day=2))  # next day: a new run
+    r4 = usage(b, hour=at(9), unit_price="1.00", billed_at=at(12))  # back to day 1: a new run again
+    assert rate_pending() == 4
+    charges = list(Charge.objects.filter(account=b).order_by("pk"))
+    assert [(c.amount, c.from_transfer_book, c.from_own_cash, c.billed, c.created_at) for c in charges] == [
+        (D("7.00"), D("0.00"), D("5.00"), D("2.00"), at(11)),
+        (D("2.00"), D("0.00"), D("0.00"), D("2.00"), at(10, day=2)),
+        (D("1.00"), D("0.00"), D("0.00"), D("1.00"), at(12))]
+    assert charges[0].description == f"Usage of 2 records, {r1.record_id} to {r2.record_id}"
+    assert charges[1].description.startswith(f"Usage {r3.record_id}: ecs cn-hangzhou ")  # one record: as before
+    assert [Deduction.objects.get(usage_record=r).charge for r in (r1, r2, r3, r4)] == [
+        charges[0], charges[0], charges[1], charges[2]]
+    for charge in charges:
+        assert sum(Deduction.objects.filter(charge=charge).values_list("amount", flat=True), D(0)) == charge.amount
+    assert list(Bill.objects.filter(account=b).order_by("pk").values_list("amount", "due_date")) == [
+        (D("2.00"), date(2025, 6, 16)), (D("2.00"), date(2025, 6, 17)), (D("1.00"), date(2025, 6, 16))]
+    assert figures(b) == (D("0.00"), D("0.00"), D("5.00"))
     assert_books_clean()
 
 
@@ -320,7 +410,7 @@ def test_rating_takes_a_fixed_number_of_queries_per_batch_R_US_2(ent):
             usage(accounts[i % len(accounts)], hour=at(9 + i % 5), unit_price="0.70", product="ecs" if i % 2 else "rds")
         with CaptureQueriesContext(connection) as ctx:
             assert rate_batch(batch_size=1000) == n
-        assert not UsageRecord.objects.filter(rated_at__isnull=True).exists()
+        assert not UsageRecord.objects.filter(pending__isnull=False).exists()
         return len(ctx.captured_queries)
 
     assert queries_for(8) == queries_for(80)
@@ -358,7 +448,7 @@ def test_concurrent_raters_rate_each_record_once_R_US_7(transactional_db, clock)
         t.join()
     assert errors == []
     assert Deduction.objects.values("usage_record").distinct().count() == 400
-    assert not UsageRecord.objects.filter(rated_at__isnull=True).exists()
+    assert not UsageRecord.objects.filter(pending__isnull=False).exists()
     cp.refresh_from_db()
     assert cp.remaining_value == D("0.00")
     total_paid = sum(Deduction.objects.values_list("amount", flat=True), Decimal(0))
