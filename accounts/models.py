@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Abs
+from django.db.models.functions import Abs, Round
 from django.db.models.lookups import LessThan
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
@@ -76,6 +76,16 @@ class Folder(models.Model):
 
     def __str__(self):
         return self.name
+
+
+def available_credit_expression():
+    """Available credit (R-MON-3) in SQL: own cash + transfer book balance + credit limit - outstanding, rounded
+    to the cent (SQLite adds decimals in floating point; on PostgreSQL's exact numeric rounding changes nothing).
+
+    The account table sorts and filters by this expression.
+    """
+    return Round(F("own_cash") + F("transfer_book_balance") + F("credit_limit") - F("outstanding_balance"), 2,
+                 output_field=models.DecimalField(max_digits=20, decimal_places=2))
 
 
 class Account(models.Model):

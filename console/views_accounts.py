@@ -65,15 +65,17 @@ class Viewer:
     is_admin: bool
 
 
-def get_viewer(request) -> Viewer:
-    """The account the user acts for, loaded with its enterprise in one query (R-ORG-6).
+def get_viewer(request, *, with_contract: bool = False) -> Viewer:
+    """The account the user acts for, loaded with its enterprise in one query (R-ORG-6); with
+    ``with_contract``, the enterprise's credit control contract comes in the same query (for a read-only page).
 
     A user acting for no account (an account manager) has no console table: 403, the back office is theirs.
     """
     user = request.user
     if user.account_id is None:
         raise PermissionDenied("This user acts for no account; account managers use the back office.")
-    account = Account.objects.select_related("enterprise").get(pk=user.account_id)
+    related = "enterprise__credit_contract" if with_contract else "enterprise"
+    account = Account.objects.select_related(related).get(pk=user.account_id)
     user.account = account  # the frame and the role check reuse it instead of querying again
     return Viewer(user=user, account=account, enterprise=account.enterprise, is_admin=user.is_enterprise_admin)
 
@@ -168,10 +170,20 @@ def _table_queryset(viewer: Viewer, state: TableState, folder):
     return qs
 
 
-def _summary_figures(viewer: Viewer) -> dict:
+def _summary_figures(viewer: Viewer, table_filter=None) -> dict:
+    """The summary; for an administrator, with ``table_filter``, also ``table_rows`` (see ``_Paginator``)."""
     if viewer.is_admin:
-        return summary.enterprise_figures(viewer.enterprise)
+        return summary.enterprise_figures(viewer.enterprise, table_filter=table_filter)
     return summary.account_figures(viewer.account)
+
+
+class _Paginator(Paginator):
+    """Django's paginator, told the number of rows when the summary counted them already (no COUNT query)."""
+
+    def __init__(self, object_list, per_page, *, count: int | None = None):
+        super().__init__(object_list, per_page)
+        if count is not None:
+            self.count = count  # takes the place of the cached property that would run COUNT
 
 
 # --- The table -------------------------------------------------------------------------------------
@@ -180,7 +192,7 @@ def _summary_figures(viewer: Viewer) -> dict:
 @require_safe
 def account_list(request):
     """The unified account management table (R-UAM-1 to R-UAM-3); a fixed number of queries per page."""
-    viewer = get_viewer(request)
+    viewer = get_viewer(request, with_contract=True)
     state = TableState.from_query(request.GET)
     fragment = _fragment(request)
     template = "console/accounts/list.html"
@@ -197,7 +209,12 @@ def account_list(request):
         context.update(state=state, current_url=state.url())
     folder_choices, folder_paths = _folder_choices(folders)
 
-    paginator = Paginator(_table_queryset(viewer, state, folder), state.size)
+    figures = None  # the HTMX table refresh shows no summary
+    if fragment != "account-table":
+        table_filter = selectors.account_table_filter(search=state.q, folder=folder, alert=state.alert)
+        figures = _summary_figures(viewer, table_filter)
+    paginator = _Paginator(_table_queryset(viewer, state, folder), state.size,
+                           count=figures.get("table_rows") if figures else None)
     page = paginator.get_page(state.page)
     rows = list(page.object_list)
     if page.number != state.page:
@@ -231,7 +248,7 @@ def account_list(request):
         if request.htmx.trigger != "account-table":  # a search, sort or page change, not a refresh
             push_url(response, state.url())
         return _vary(response)
-    context["figures"] = _summary_figures(viewer)
+    context["figures"] = figures
     return _vary(render(request, template, context))
 
 

@@ -339,9 +339,9 @@ def test_bad_page_and_size_fall_back_safely(client, acme):
 
 # --- A fixed number of queries whatever the page size and the number of accounts ---------------------
 
-FULL_PAGE_QUERIES = 10  # session, user, account+enterprise, unread messages, folders, count, rows, contract,
-#                         summary totals, summary overdue
-TABLE_FRAGMENT_QUERIES = 8  # the same without the two summary queries
+FULL_PAGE_QUERIES = 8  # session, user, account+enterprise+contract, unread messages, folders,
+#                        summary totals with the table's row count, summary overdue, rows
+TABLE_FRAGMENT_QUERIES = 7  # the same with a COUNT of the table's rows instead of the two summary queries
 
 
 def _add_bills(enterprise, n):
@@ -375,13 +375,42 @@ def test_full_page_query_count_is_fixed_at_50_and_5000_accounts_R_UAM_2(client, 
 
 
 def test_count_query_has_no_per_row_subquery(client, ent):
-    """The paginator's COUNT does not compute the overdue subquery for every row."""
+    """The count of the table's rows (with the summary totals on a full page, a COUNT of its own on an HTMX
+    refresh) does not compute the overdue subquery for every row."""
     enterprise, ma, admin = ent
     bulk_accounts(enterprise, 30)
     client.force_login(admin)
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(URL)
-    counts = [q["sql"] for q in ctx.captured_queries
-              if q["sql"].upper().startswith("SELECT COUNT(*)") and "accounts_account" in q["sql"]]
-    assert len(counts) == 1
-    assert "accounts_bill" not in counts[0].lower()
+    for headers in ({}, HX_TABLE):
+        with CaptureQueriesContext(connection) as ctx:
+            client.get(URL, **headers)
+        counts = [q["sql"] for q in ctx.captured_queries
+                  if q["sql"].upper().startswith("SELECT COUNT(") and "accounts_account" in q["sql"]]
+        assert len(counts) == 1
+        assert "accounts_bill" not in counts[0].lower()
+
+
+TABLE_FILTERS = [{}, {"q": "bulk 0001"}, {"q": "no such account"}, {"folder": "eng"}, {"folder": "root"},
+                 {"alert": "on"}, {"alert": "off"}, {"alert": "below"}, {"q": "bulk", "alert": "below"},
+                 {"folder": "eng", "alert": "below"}, {"folder": "backend", "q": "bulk 0004"}, {"folder": "backend", "q": "bulk 0001"}]
+
+
+@pytest.mark.parametrize("params", TABLE_FILTERS)
+def test_row_count_is_the_number_of_accounts_the_filters_keep_R_UAM_2(client, acme, params):
+    """The "of N accounts" of a full page (counted with the summary) and of an HTMX refresh (a COUNT of its own)
+    is the number of the enterprise's accounts that match, counted here in Python."""
+    bulk_accounts(acme["enterprise"], 40, folder=acme["eng"])
+    bulk_accounts(acme["enterprise"], 30, folder=acme["backend"], start=40)
+    folder = acme[params["folder"]] if "folder" in params else None
+    params = {**params, "folder": folder.pk} if folder else params
+    expected = sum(
+        1 for a in Account.objects.filter(enterprise=acme["enterprise"]).select_related("folder")
+        if (not params.get("q") or params["q"].lower() in a.name.lower() or params["q"] in a.account_id)
+        and (folder is None or (a.folder is not None and a.folder.path.startswith(folder.path)))
+        and {"on": a.alert_enabled, "off": not a.alert_enabled,
+             "below": a.alert_enabled and a.available_credit < a.alert_threshold}.get(params.get("alert"), True))
+    c = login(client, acme["admin"])
+    full = c.get(URL, {**params, "size": 20}).content.decode()
+    fragment = c.get(URL, {**params, "size": 20}, **HX_TABLE).content.decode()
+    status = (f"1–{min(expected, 20)} of {expected} account{'s' if expected != 1 else ''}" if expected
+              else "0 accounts")
+    assert status in full and status in fragment
