@@ -82,7 +82,7 @@ def available_credit_expression():
     """Available credit (R-MON-3) in SQL: own cash + transfer book balance + credit limit - outstanding, rounded
     to the cent (SQLite adds decimals in floating point; on PostgreSQL's exact numeric rounding changes nothing).
 
-    The account table sorts and filters by this expression.
+    The account table sorts and filters by this expression, and ``account_available_credit_idx`` is on it.
     """
     return Round(F("own_cash") + F("transfer_book_balance") + F("credit_limit") - F("outstanding_balance"), 2,
                  output_field=models.DecimalField(max_digits=20, decimal_places=2))
@@ -137,7 +137,13 @@ class Account(models.Model):
             models.CheckConstraint(condition=Q(is_management=False) | Q(enterprise__isnull=False),
                                    name="account_management_needs_enterprise"),
         ]
-        indexes = [models.Index(fields=["enterprise", "folder"]), models.Index(fields=["enterprise", "name"])]
+        indexes = [
+            models.Index(fields=["enterprise", "folder"]), models.Index(fields=["enterprise", "name"]),
+            # The account table sorted by available credit reads its page from here instead of computing and
+            # sorting the figure of every account of the enterprise (bench/RESULTS.md section 1). The price: a
+            # balance update writes index entries (no HOT update), measured with bench/bench_transfers.py.
+            models.Index(F("enterprise"), available_credit_expression(), F("id"), name="account_available_credit_idx"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.account_id})"

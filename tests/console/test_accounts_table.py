@@ -282,6 +282,20 @@ def test_sort_every_money_column_both_ways_with_pk_tiebreak_R_UAM_2(acme, key):
     assert [a.pk for a in selectors.account_table(acme["enterprise"], sort=f"-{key}")] == descending
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("sort", ["-available_credit", "available_credit"])
+def test_sort_by_available_credit_can_read_its_page_from_the_index(acme, sort):
+    """``account_available_credit_idx`` is on the very expression the table sorts by, so a page sorted by available
+    credit need not compute and sort the figure of every account (bench/RESULTS.md section 1)."""
+    bulk_accounts(acme["enterprise"], 200)
+    sql, params = selectors.account_table(acme["enterprise"], sort=sort)[:50].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # the test database is small: make a sort the dear plan
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan" in plan and "account_available_credit_idx" in plan, plan
+
+
 def test_sort_by_overdue_uses_the_bills_past_due_R_UAM_2_R_MON_2(acme):
     from accounts.models import Bill
     from accounts.selectors import today
