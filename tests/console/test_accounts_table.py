@@ -162,6 +162,18 @@ def test_row_actions_link_to_the_drawers_per_the_contract(client, acme):
     assert reverse("console:account_detail", args=[pk]) in html
 
 
+def test_every_row_links_to_its_own_account_only(client, acme):
+    """The action cells are built once per page for rows with the same reasons; each row still gets its own links."""
+    bulk_accounts(acme["enterprise"], 30)
+    html = login(client, acme["admin"]).get(URL, {"size": 50}).content.decode()
+    rows = re.findall(r'<tr data-account="(\d+)">(.*?)</tr>', html, re.S)
+    assert len(rows) == 35
+    for pk, row in rows:
+        assert set(re.findall(r'href="/accounts/(\d+)/', row)) == {pk}
+        assert row.count(f'href="/accounts/{pk}/"') == 2  # the name and "Details"
+        assert f'href="{reverse("console:alert_drawer", args=[int(pk)])}?next=' in row
+
+
 def test_disabled_account_shows_credit_and_transfer_disabled_with_reason_R_CR_6(client, acme):
     html = login(client, acme["admin"]).get(URL).content.decode()
     gamma = re.search(r'<tr data-account="%d">(.*?)</tr>' % acme["gamma"].pk, html, re.S).group(1)
