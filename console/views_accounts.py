@@ -215,8 +215,10 @@ def account_list(request):
     if fragment != "account-table":
         table_filter = selectors.account_table_filter(search=state.q, folder=folder, alert=state.alert)
         figures = _summary_figures(viewer, table_filter)
-    paginator = _Paginator(_table_queryset(viewer, state, folder), state.size,
-                           count=figures.get("table_rows") if figures else None)
+    queryset = _table_queryset(viewer, state, folder)
+    if viewer.is_admin:  # the enterprise's folders are loaded (the filter): the rows' folders come from them, no join
+        queryset = queryset.select_related(None)
+    paginator = _Paginator(queryset, state.size, count=figures.get("table_rows") if figures else None)
     page = paginator.get_page(state.page)
     rows = list(page.object_list)
     if page.number != state.page:
@@ -224,8 +226,12 @@ def account_list(request):
         context.update(state=state, current_url=state.url())
     blockers = selectors.credit_blockers_for_page(viewer.enterprise, rows) if viewer.is_admin else {}
     actions = _RowActions(state.url(), admin=viewer.is_admin)
+    folder_names = {f.pk: f.name for f in folders}
     for row in rows:
-        row.folder_path = folder_paths.get(row.folder_id, row.folder.name if row.folder_id else "")
+        if viewer.is_admin:
+            row.folder_name, row.folder_path = folder_names.get(row.folder_id, ""), folder_paths.get(row.folder_id, "")
+        else:
+            row.folder_name = row.folder_path = row.folder.name if row.folder_id else ""
         links = actions.links(row.pk)
         row.detail_url = links["detail"]
         row.actions = actions.cell(links, blockers.get(row.pk, {}))
