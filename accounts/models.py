@@ -141,7 +141,7 @@ class Account(models.Model):
             models.Index(fields=["enterprise", "folder"]), models.Index(fields=["enterprise", "name"]),
             # The account table sorted by available credit reads its page from here instead of computing and
             # sorting the figure of every account of the enterprise (bench/RESULTS.md section 1). The price: a
-            # balance update writes index entries (no HOT update), measured with bench/bench_transfers.py.
+            # balance update writes every index of the table (no HOT update): bench/bench_account_index.py.
             models.Index(F("enterprise"), available_credit_expression(), F("id"), name="account_available_credit_idx"),
         ]
 

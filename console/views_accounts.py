@@ -154,12 +154,12 @@ class TableState:
         return {"key": key, "url": self.url(sort=new, page=1), "direction": direction}
 
 
-def _folder_choices(folders) -> tuple[list[dict], dict[int, str]]:
-    """Folders as an indented tree for the filter, and each folder's full path for the table."""
+def _folder_choices(folders) -> tuple[list[dict], dict[int, tuple[str, str]]]:
+    """Folders as an indented tree for the filter, and each folder's name and full path for the table."""
     paths, choices = {}, []
     for f in folders:  # ordered by materialized path: parents first
         parent = paths.get(f.parent_id)
-        paths[f.pk] = f"{parent} / {f.name}" if parent else f.name
+        paths[f.pk] = (f.name, f"{parent[1]} / {f.name}" if parent else f.name)
         choices.append({"pk": f.pk, "label": "\u2003" * f.depth + f.name, "depth": f.depth})
     return choices, paths
 
@@ -226,10 +226,9 @@ def account_list(request):
         context.update(state=state, current_url=state.url())
     blockers = selectors.credit_blockers_for_page(viewer.enterprise, rows) if viewer.is_admin else {}
     actions = _RowActions(state.url(), admin=viewer.is_admin)
-    folder_names = {f.pk: f.name for f in folders}
     for row in rows:
         if viewer.is_admin:
-            row.folder_name, row.folder_path = folder_names.get(row.folder_id, ""), folder_paths.get(row.folder_id, "")
+            row.folder_name, row.folder_path = folder_paths.get(row.folder_id, ("", ""))
         else:
             row.folder_name = row.folder_path = row.folder.name if row.folder_id else ""
         links = actions.links(row.pk)
