@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from core.money import CENT, ZERO
 
-from .models import Account, Bill, CreditChangeRecord, CreditContract, Enterprise, Folder, TransferPair, TransferRecord
+from .models import (Account, Bill, CreditChangeRecord, CreditContract, Enterprise, Folder, TransferPair,
+                     TransferRecord, available_credit_expression)
 
 MONEY_OUTPUT = DecimalField(max_digits=20, decimal_places=2)
 
@@ -45,8 +46,7 @@ def with_figures(queryset, *, on: date | None = None):
     return queryset.annotate(
         overdue_amount=overdue_subquery(on=on),
         cash_balance_value=Round(F("own_cash") + F("transfer_book_balance"), 2, output_field=MONEY_OUTPUT),
-        available_credit_value=Round(F("own_cash") + F("transfer_book_balance") + F("credit_limit")
-                                     - F("outstanding_balance"), 2, output_field=MONEY_OUTPUT),
+        available_credit_value=available_credit_expression(),
     )
 
 
@@ -318,30 +318,41 @@ ACCOUNT_TABLE_SORTS = {
 ACCOUNT_TABLE_ALERT_FILTERS = ("on", "off", "below")
 
 
+def account_table_filter(*, search: str = "", folder: Folder | None = None, alert: str = "") -> Q:
+    """The rows the table's search and filters keep (R-UAM-2), as one condition on Account.
+
+    ``search`` matches the name (case-insensitive) or the account id; ``folder`` keeps its subtree;
+    ``alert`` is ``on``, ``off`` or ``below`` (enabled and available credit under the threshold).
+    The table's query and its row count (``console.summary``) both use it, so they cannot disagree.
+    """
+    condition = Q()
+    search = (search or "").strip()
+    if search:
+        condition &= Q(name__icontains=search) | Q(account_id__contains=search)
+    if folder is not None:
+        condition &= Q(enterprise_id=folder.enterprise_id, folder__path__startswith=folder.path)
+    if alert == "on":
+        condition &= Q(alert_enabled=True)
+    elif alert == "off":
+        condition &= Q(alert_enabled=False)
+    elif alert == "below":
+        condition &= Q(alert_enabled=True, alert_threshold__gt=available_credit_expression())
+    return condition
+
+
 def account_table(enterprise: Enterprise | None, *, search: str = "", folder: Folder | None = None,
                   alert: str = "", sort: str = "name", on: date | None = None):
     """The rows of the account table of ``enterprise`` (R-UAM-1), searched, filtered and sorted (R-UAM-2).
 
     Every figure comes from stored balances and annotations (R-MON-3): one query for any number of rows.
-    ``search`` matches the name (case-insensitive) or the account id; ``folder`` keeps its subtree;
-    ``alert`` is ``on``, ``off`` or ``below`` (enabled and available credit under the threshold);
+    The search and filters are ``account_table_filter``'s;
     ``sort`` is a key of ``ACCOUNT_TABLE_SORTS``, ``-`` for descending, ties broken by pk.
     """
     from sharing.selectors import annotate_coupons  # sharing reads accounts; import late to avoid a cycle
 
-    qs = Account.objects.filter(enterprise=enterprise).select_related("folder")
-    search = (search or "").strip()
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(account_id__contains=search))
-    if folder is not None:
-        qs = qs.filter(enterprise_id=folder.enterprise_id, folder__path__startswith=folder.path)
+    qs = (Account.objects.filter(enterprise=enterprise)
+          .filter(account_table_filter(search=search, folder=folder, alert=alert)).select_related("folder"))
     qs = annotate_coupons(with_figures(qs, on=on))
-    if alert == "on":
-        qs = qs.filter(alert_enabled=True)
-    elif alert == "off":
-        qs = qs.filter(alert_enabled=False)
-    elif alert == "below":
-        qs = qs.filter(alert_enabled=True, alert_threshold__gt=F("available_credit_value"))
     descending = (sort or "").startswith("-")
     column = ACCOUNT_TABLE_SORTS.get((sort or "").lstrip("-"), "name")
     return qs.order_by(f"-{column}" if descending else column, "-pk" if descending else "pk")
@@ -351,12 +362,18 @@ def credit_blockers_for_page(enterprise: Enterprise, accounts) -> dict[int, dict
     """Why the credit limit and the transfer actions are unavailable, per account of a table page.
 
     The same reasons as ``services.credit_blocker`` (R-CR-1, R-CR-6, R-ORG-5), computed from the row
-    fields and ONE query for the enterprise's contract, so a page of any size costs one query.
+    fields and ONE query for the enterprise's contract (none if it was loaded with the enterprise,
+    ``select_related("enterprise__credit_contract")``), so a page of any size costs one query at most.
     Returns ``{pk: {"credit": reason or None, "transfer": reason or None}}``.
     """
     from . import services  # the messages live with the rules; services imports this module
 
-    contract = credit_contract(enterprise) if enterprise is not None else None
+    if enterprise is None:
+        contract = None
+    elif Enterprise.credit_contract.is_cached(enterprise):  # loaded with the enterprise: no query
+        contract = getattr(enterprise, "credit_contract", None)
+    else:
+        contract = credit_contract(enterprise)
     if contract is None:
         contract_reason = services.MSG_NO_CONTRACT
     elif contract.status != CreditContract.Status.EFFECTIVE:

@@ -141,8 +141,8 @@ def account_pks(url: str) -> list[int]:
         return [row[0] for row in conn.execute("SELECT id FROM accounts_account WHERE NOT is_management ORDER BY id")]
 
 
-def init_pgbench() -> str:
-    url = _setup.recreate_database("eac_bench_pgbench")
+def init_pgbench(name: str) -> str:
+    url = _setup.recreate_database(name)
     subprocess.run(["pgbench", "-i", "-q", "-s", "10", url], check=True, capture_output=True)
     return url
 
@@ -162,12 +162,14 @@ def main():
                         help="alternate service and pgbench runs this many times per client count and report "
                              "medians (on a shared machine, load changes between runs)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP column")
+    parser.add_argument("--database", default=DB, help="name of the scratch database of the service runs "
+                        "(pgbench's is the same name with _pgbench)")
     args = parser.parse_args()
-    url = _setup.recreate_database(DB)
+    url = _setup.recreate_database(args.database)
     ctx = mp.get_context("spawn")
     p = ctx.Process(target=prepare, args=(url, args.accounts))
     p.start(); p.join()
-    pgbench_url = init_pgbench()
+    pgbench_url = init_pgbench("eac_bench_pgbench" if args.database == DB else f"{args.database}_pgbench")
     print(f"# transfers: {date.today()} on {_setup.machine()}, PostgreSQL, {args.accounts} accounts, "
           f"{args.seconds:.0f}s per run, {args.rounds} round(s), medians")
     pks = account_pks(url)

@@ -162,6 +162,18 @@ def test_row_actions_link_to_the_drawers_per_the_contract(client, acme):
     assert reverse("console:account_detail", args=[pk]) in html
 
 
+def test_every_row_links_to_its_own_account_only(client, acme):
+    """The action cells are built once per page for rows with the same reasons; each row still gets its own links."""
+    bulk_accounts(acme["enterprise"], 30)
+    html = login(client, acme["admin"]).get(URL, {"size": 50}).content.decode()
+    rows = re.findall(r'<tr data-account="(\d+)">(.*?)</tr>', html, re.S)
+    assert len(rows) == 35
+    for pk, row in rows:
+        assert set(re.findall(r'href="/accounts/(\d+)/', row)) == {pk}
+        assert row.count(f'href="/accounts/{pk}/"') == 2  # the name and "Details"
+        assert f'href="{reverse("console:alert_drawer", args=[int(pk)])}?next=' in row
+
+
 def test_disabled_account_shows_credit_and_transfer_disabled_with_reason_R_CR_6(client, acme):
     html = login(client, acme["admin"]).get(URL).content.decode()
     gamma = re.search(r'<tr data-account="%d">(.*?)</tr>' % acme["gamma"].pk, html, re.S).group(1)
@@ -282,6 +294,20 @@ def test_sort_every_money_column_both_ways_with_pk_tiebreak_R_UAM_2(acme, key):
     assert [a.pk for a in selectors.account_table(acme["enterprise"], sort=f"-{key}")] == descending
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("sort", ["-available_credit", "available_credit"])
+def test_sort_by_available_credit_can_read_its_page_from_the_index(acme, sort):
+    """``account_available_credit_idx`` is on the very expression the table sorts by, so a page sorted by available
+    credit need not compute and sort the figure of every account (bench/RESULTS.md section 1)."""
+    bulk_accounts(acme["enterprise"], 200)
+    sql, params = selectors.account_table(acme["enterprise"], sort=sort)[:50].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # the test database is small: make a sort the dear plan
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan" in plan and "account_available_credit_idx" in plan, plan
+
+
 def test_sort_by_overdue_uses_the_bills_past_due_R_UAM_2_R_MON_2(acme):
     from accounts.models import Bill
     from accounts.selectors import today
@@ -339,9 +365,9 @@ def test_bad_page_and_size_fall_back_safely(client, acme):
 
 # --- A fixed number of queries whatever the page size and the number of accounts ---------------------
 
-FULL_PAGE_QUERIES = 10  # session, user, account+enterprise, unread messages, folders, count, rows, contract,
-#                         summary totals, summary overdue
-TABLE_FRAGMENT_QUERIES = 8  # the same without the two summary queries
+FULL_PAGE_QUERIES = 8  # session, user, account+enterprise+contract, unread messages, folders,
+#                        summary totals with the table's row count, summary overdue, rows
+TABLE_FRAGMENT_QUERIES = 7  # the same with a COUNT of the table's rows instead of the two summary queries
 
 
 def _add_bills(enterprise, n):
@@ -375,13 +401,42 @@ def test_full_page_query_count_is_fixed_at_50_and_5000_accounts_R_UAM_2(client, 
 
 
 def test_count_query_has_no_per_row_subquery(client, ent):
-    """The paginator's COUNT does not compute the overdue subquery for every row."""
+    """The count of the table's rows (with the summary totals on a full page, a COUNT of its own on an HTMX
+    refresh) does not compute the overdue subquery for every row."""
     enterprise, ma, admin = ent
     bulk_accounts(enterprise, 30)
     client.force_login(admin)
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(URL)
-    counts = [q["sql"] for q in ctx.captured_queries
-              if q["sql"].upper().startswith("SELECT COUNT(*)") and "accounts_account" in q["sql"]]
-    assert len(counts) == 1
-    assert "accounts_bill" not in counts[0].lower()
+    for headers in ({}, HX_TABLE):
+        with CaptureQueriesContext(connection) as ctx:
+            client.get(URL, **headers)
+        counts = [q["sql"] for q in ctx.captured_queries
+                  if q["sql"].upper().startswith("SELECT COUNT(") and "accounts_account" in q["sql"]]
+        assert len(counts) == 1
+        assert "accounts_bill" not in counts[0].lower()
+
+
+TABLE_FILTERS = [{}, {"q": "bulk 0001"}, {"q": "no such account"}, {"folder": "eng"}, {"folder": "root"},
+                 {"alert": "on"}, {"alert": "off"}, {"alert": "below"}, {"q": "bulk", "alert": "below"},
+                 {"folder": "eng", "alert": "below"}, {"folder": "backend", "q": "bulk 0004"}, {"folder": "backend", "q": "bulk 0001"}]
+
+
+@pytest.mark.parametrize("params", TABLE_FILTERS)
+def test_row_count_is_the_number_of_accounts_the_filters_keep_R_UAM_2(client, acme, params):
+    """The "of N accounts" of a full page (counted with the summary) and of an HTMX refresh (a COUNT of its own)
+    is the number of the enterprise's accounts that match, counted here in Python."""
+    bulk_accounts(acme["enterprise"], 40, folder=acme["eng"])
+    bulk_accounts(acme["enterprise"], 30, folder=acme["backend"], start=40)
+    folder = acme[params["folder"]] if "folder" in params else None
+    params = {**params, "folder": folder.pk} if folder else params
+    expected = sum(
+        1 for a in Account.objects.filter(enterprise=acme["enterprise"]).select_related("folder")
+        if (not params.get("q") or params["q"].lower() in a.name.lower() or params["q"] in a.account_id)
+        and (folder is None or (a.folder is not None and a.folder.path.startswith(folder.path)))
+        and {"on": a.alert_enabled, "off": not a.alert_enabled,
+             "below": a.alert_enabled and a.available_credit < a.alert_threshold}.get(params.get("alert"), True))
+    c = login(client, acme["admin"])
+    full = c.get(URL, {**params, "size": 20}).content.decode()
+    fragment = c.get(URL, {**params, "size": 20}, **HX_TABLE).content.decode()
+    status = (f"1–{min(expected, 20)} of {expected} account{'s' if expected != 1 else ''}" if expected
+              else "0 accounts")
+    assert status in full and status in fragment
