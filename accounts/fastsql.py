@@ -243,8 +243,7 @@ def add_postings(batch: WriteBatch, changes: list[tuple[Account, str, Decimal]],
     for account, bucket, delta in changes:
         if delta == 0:
             continue
-        field = LedgerEntry.BUCKET_FIELDS[bucket]
-        setattr(account, field, getattr(account, field) + delta)
+        field = LedgerEntry.apply_to(account, bucket, delta)
         rows.append("({op}, %s, %s, %s, %s)")
         params += [account.pk, bucket, _amount(delta), _at(at)]
         per_account.setdefault(account.pk, {}).setdefault(field, ZERO)

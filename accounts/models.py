@@ -266,6 +266,16 @@ class LedgerEntry(models.Model):
         "outstanding": "outstanding_balance",
     }
 
+    @classmethod
+    def apply_to(cls, account: "Account", bucket: str, delta) -> str:
+        """Add ``delta`` to the in-memory ``account``'s balance of ``bucket``; return that balance's field name.
+
+        The one mapping from a posting to the stored balance it changes, for every write path (ORM and SQL).
+        """
+        field = cls.BUCKET_FIELDS[bucket]
+        setattr(account, field, getattr(account, field) + delta)
+        return field
+
     operation = models.ForeignKey(Operation, on_delete=models.PROTECT, related_name="entries")
     # No index of its own: the (account, bucket) index below serves lookups by account (one index less to
     # write per ledger row, see bench/RESULTS.md).

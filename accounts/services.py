@@ -157,8 +157,7 @@ def _post(operation: Operation, changes: list[tuple[Account, str, Decimal]], *, 
     for account, bucket, delta in changes:
         if delta == 0:
             continue
-        field = LedgerEntry.BUCKET_FIELDS[bucket]
-        setattr(account, field, getattr(account, field) + delta)
+        field = LedgerEntry.apply_to(account, bucket, delta)
         entries.append(LedgerEntry(operation=operation, account=account, bucket=bucket, amount=delta, created_at=at))
         touched.setdefault(account.pk, (account, set()))[1].add(field)
     LedgerEntry.objects.bulk_create(entries)

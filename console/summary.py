@@ -3,15 +3,11 @@
 Built on ``accounts.selectors``; a fixed number of queries whatever the number of accounts.
 """
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, Q, Sum
 
 from accounts import selectors
 from accounts.models import Account, Enterprise
 from core.money import ZERO
-
-_MONEY = DecimalField(max_digits=20, decimal_places=2)
-_AVAILABLE = ExpressionWrapper(F("own_cash") + F("transfer_book_balance") + F("credit_limit")
-                               - F("outstanding_balance"), output_field=_MONEY)
 
 
 def enterprise_figures(enterprise: Enterprise, *, table_filter: Q | None = None) -> dict:
@@ -28,8 +24,9 @@ def enterprise_figures(enterprise: Enterprise, *, table_filter: Q | None = None)
         sum_transfer_book_balance=Sum("transfer_book_balance"),
         sum_credit_limit=Sum("credit_limit"),
         sum_outstanding_balance=Sum("outstanding_balance"),
-        n_alerts_on=Count("pk", filter=Q(alert_enabled=True)),
-        n_below_threshold=Count("pk", filter=Q(alert_enabled=True, alert_threshold__gt=_AVAILABLE)),
+        # The same conditions as the table's alert filter, so a count and the rows it leads to agree.
+        n_alerts_on=Count("pk", filter=selectors.account_table_filter(alert="on")),
+        n_below_threshold=Count("pk", filter=selectors.account_table_filter(alert="below")),
     )
     totals = {"accounts": sums["n_accounts"], "alerts_on": sums["n_alerts_on"],
               "below_threshold": sums["n_below_threshold"]}

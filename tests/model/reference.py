@@ -267,18 +267,24 @@ class MoneyModel:
         self._balances_changed(key)
         return set()
 
-    def transfer(self, actor, payer: str, payee: str, amount, remark) -> set:
-        """R-TR-1 to R-TR-3: A's own cash to B's transfer book balance."""
+    def _fund_move_reasons(self, actor, first: str, second: str, amount, remark) -> tuple[set, Decimal | None]:
+        """What refuses a transfer or a withdrawal between ``first`` and ``second`` whatever its direction
+        (R-MON-1, R-TR-1), and the amount typed, parsed (``None`` when it is not an amount)."""
         reasons = set()
         value = parse_typed_amount(amount)
         if value is None:
             reasons.add("R-MON-1")
         reasons |= self._remark_reasons(remark)
         reasons |= self._admin_reasons(actor)
-        if payer == payee:
+        if first == second:
             reasons.add("R-TR-1")
-        for key in (payer, payee):
+        for key in (first, second):
             reasons |= self._fund_account_reasons(actor, key, outside_rule="R-TR-1")
+        return reasons, value
+
+    def transfer(self, actor, payer: str, payee: str, amount, remark) -> set:
+        """R-TR-1 to R-TR-3: A's own cash to B's transfer book balance."""
+        reasons, value = self._fund_move_reasons(actor, payer, payee, amount, remark)
         if self.accounts[payer].overdue(self.today) > 0:
             reasons.add("R-TR-2")
         if value is not None and value > self.transferable(payer):
@@ -299,16 +305,7 @@ class MoneyModel:
         *Decision* (the SPEC is silent): an overdue amount does not block a withdrawal; R-TR-2 is
         about transfers only.
         """
-        reasons = set()
-        value = parse_typed_amount(amount)
-        if value is None:
-            reasons.add("R-MON-1")
-        reasons |= self._remark_reasons(remark)
-        reasons |= self._admin_reasons(actor)
-        if source == target:
-            reasons.add("R-TR-1")
-        for key in (source, target):
-            reasons |= self._fund_account_reasons(actor, key, outside_rule="R-TR-1")
+        reasons, value = self._fund_move_reasons(actor, source, target, amount, remark)
         if (source, target) not in self.pairs:
             reasons.add("R-TR-4")
         if value is not None and value > self.withdrawable(source, target):

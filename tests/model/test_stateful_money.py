@@ -54,6 +54,7 @@ from core.errors import DomainError
 from core.models import AuditEvent, IdempotencyKey, Message, Notification
 from tests.factories import make_account, make_enterprise, make_user
 
+from . import driving
 from .reference import CENT, MAX_AMOUNT, ZERO, MoneyModel
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -172,21 +173,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def expect(self, reasons: set, call, what: str):
         """Run the service ``call``: it must refuse exactly when the model refused (then change nothing)."""
-        SEEN[(what.split("(")[0], tuple(sorted(map(str, reasons))) or "done")] += 1
-        if reasons:
-            before = snapshot()
-            try:
-                result = call()
-            except DomainError as exc:
-                assert exc.rule in reasons, (f"{what}: the service refused with rule {exc.rule!r} ({exc}); "
-                                             f"the model's reasons are {reasons}")
-                assert snapshot() == before, f"{what}: refused, but something changed"
-                return exc
-            raise AssertionError(f"{what}: the model refuses ({reasons}) but the service did it: {result!r}")
-        try:
-            return call()
-        except DomainError as exc:
-            raise AssertionError(f"{what}: the model accepts but the service refused: {exc} ({exc.rule})")
+        return driving.expect(reasons, call, what, seen=SEEN, snapshot=snapshot)
 
     # --- set-up -------------------------------------------------------------------------------
 

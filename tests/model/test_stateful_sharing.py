@@ -50,6 +50,7 @@ from sharing import selectors as sharing_selectors
 from sharing.models import Asset, AssetShare, AssetType, AutoShareRule, Deduction, Grant, UncoveredAccount, UsageRecord
 from tests.factories import make_account, make_enterprise, make_user
 
+from . import driving
 from .sharing_reference import ACCOUNTS, COUPON, DENIED, FOLDERS, REFUSED, SharingModel
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -157,22 +158,8 @@ class SharingMachine(RuleBasedStateMachine):
     def expect(self, reasons: set, call, what: str):
         """Run the service ``call``: it must refuse exactly when the model refuses, for one of the model's reasons,
         with ``PermissionDenied`` exactly for a refusal of who the actor is, and then change nothing."""
-        SEEN[(what.split("(")[0], tuple(sorted(map(str, reasons))) or "done")] += 1
-        if reasons:
-            before = snapshot()
-            try:
-                result = call()
-            except DomainError as exc:
-                kind = DENIED if isinstance(exc, PermissionDenied) else REFUSED
-                assert (exc.rule, kind) in reasons, (f"{what}: the service refused ({exc.rule!r}, {kind}): {exc}; "
-                                                     f"the model's reasons are {reasons}")
-                assert snapshot() == before, f"{what}: refused, but something changed"
-                return exc
-            raise AssertionError(f"{what}: the model refuses ({reasons}) but the service did it: {result!r}")
-        try:
-            return call()
-        except DomainError as exc:
-            raise AssertionError(f"{what}: the model accepts but the service refused: {exc} ({exc.rule})")
+        return driving.expect(reasons, call, what, seen=SEEN, snapshot=snapshot, reason_of=lambda exc: (
+            exc.rule, DENIED if isinstance(exc, PermissionDenied) else REFUSED))
 
     def asset(self, key) -> Asset:
         return Asset.objects.get(pk=self.asset_pks[key])
