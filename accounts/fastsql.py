@@ -16,6 +16,11 @@ return):
    ``WITH`` statement (one round trip), on SQLite the same statements one after another.
 
 Values read back raw are converted here (SQLite returns numbers as int or float).
+
+On PostgreSQL a transfer goes one step further (``transfer_in_one_call``): the database function of
+``accounts/sql/eac_transfer_create_v1.sql`` locks, reads, checks and writes in one call, in autocommit mode one
+round trip in all, when the transfer goes through without an alert; every other case is left to the Python
+path above, which the function is tested against (tests/accounts/test_transfer_function.py).
 """
 
 import functools
@@ -25,6 +30,7 @@ from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 
 import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils.dateparse import parse_datetime
 
@@ -109,6 +115,23 @@ def _execute(cursor, sql: str, params) -> None:
     run(sql, params, False, {"connection": db, "cursor": cursor})
 
 
+def _accounts(rows) -> dict[int, Account]:
+    """Accounts from rows of the ``ACCOUNT_COLUMNS`` followed by their enterprise's company id."""
+    names = list(ACCOUNT_COLUMNS)
+    accounts, enterprises = {}, {}
+    for row in rows:
+        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
+        account = Account.from_db(DEFAULT_DB_ALIAS, names, values)
+        if account.enterprise_id is not None:
+            enterprise = enterprises.get(account.enterprise_id)
+            if enterprise is None:
+                enterprise = enterprises[account.enterprise_id] = Enterprise(pk=account.enterprise_id,
+                                                                             company_id=row[-1])
+            account._state.fields_cache["enterprise"] = enterprise  # what ``account.enterprise = ...`` caches
+        accounts[account.pk] = account
+    return accounts
+
+
 @dataclass
 class Locked:
     """The locked accounts, and what else the rules read, read after the locks were taken."""
@@ -162,18 +185,7 @@ def lock_and_read(pks, *, on, overdue_of: int | None = None, pair: tuple[int, in
         rows = cursor.fetchall()
         _execute(cursor, after_sql, after_params)
         overdue, pair_id, remaining, total, operation, fingerprint, result_id = cursor.fetchone()
-    names = list(ACCOUNT_COLUMNS)
-    accounts, enterprises = {}, {}
-    for row in rows:
-        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
-        account = Account.from_db(DEFAULT_DB_ALIAS, names, values)
-        if account.enterprise_id is not None:
-            enterprise = enterprises.get(account.enterprise_id)
-            if enterprise is None:
-                enterprise = enterprises[account.enterprise_id] = Enterprise(pk=account.enterprise_id,
-                                                                             company_id=row[-1])
-            account._state.fields_cache["enterprise"] = enterprise  # what ``account.enterprise = ...`` caches
-        accounts[account.pk] = account
+    accounts = _accounts(rows)
     found_pair = None
     if pair_id is not None:
         found_pair = TransferPair(id=pair_id, source_id=pair[0], target_id=pair[1],
@@ -298,3 +310,48 @@ def add_idempotency_key(batch: WriteBatch, claim, *, result_type: str) -> None:
     batch.add("idem", "INSERT INTO core_idempotencykey (key, operation, request_fingerprint, result_type, result_id, "
                       "created_at) VALUES (%s, %s, %s, %s, {record}, %s)",
               [claim.key, claim.operation, claim.fingerprint, result_type, _at(claim.at)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The transfer in one call (PostgreSQL): accounts/sql/eac_transfer_create_v1.sql
+# ---------------------------------------------------------------------------------------------
+
+def transfer_function_enabled() -> bool:
+    """Whether ``transfer_create`` tries the PostgreSQL function first (``settings.EAC_TRANSFER_FUNCTION``)."""
+    return _is_postgres() and settings.EAC_TRANSFER_FUNCTION
+
+
+_TRANSFER_CALL = ("SELECT * FROM eac_transfer_create(%s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::numeric, "
+                  "%s::text, %s::date, %s::timestamptz, %s::inet, %s::text, %s::text, %s::text, %s::timestamptz, "
+                  "%s::text)")
+
+
+@dataclass
+class Transferred:
+    record_id: int
+    operation_id: int
+    accounts: dict[int, Account]  # both accounts, after the transfer
+
+
+def transfer_in_one_call(*, enterprise_id: int, actor_id: int, payer_id: int, payee_id: int, amount: Decimal,
+                         remark: str, on, at, ip, claim, result_type: str) -> Transferred | None:
+    """The whole transfer in one statement when it goes through without an alert to send; else ``None``.
+
+    ``None`` means nothing was written and the caller must run the Python path, which decides (refusal,
+    replay, alert). The function locks both accounts (R-TR-7) until the end of the caller's transaction, or of
+    its own statement's in autocommit mode.
+    """
+    key = (claim.key, claim.operation, claim.fingerprint, claim.at) if claim is not None else (None,) * 4
+    params = [enterprise_id, actor_id, payer_id, payee_id, amount, remark, on, at, ip, *key, result_type]
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    # What ``_cursor`` and ``_execute`` do, inline: this is the one statement of most transfers.
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        if db.execute_wrappers:
+            _execute(cursor, _TRANSFER_CALL, params)
+        else:
+            cursor.execute(_TRANSFER_CALL, params, prepare=True)
+        rows = cursor.fetchall()
+    if rows[0][0] != "done":
+        return None
+    return Transferred(record_id=rows[0][1], operation_id=rows[0][2], accounts=_accounts([row[3:] for row in rows]))

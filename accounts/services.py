@@ -6,6 +6,7 @@ and either changes everything it must (balances, ledger, records, audit, alerts,
 primary key, then bills by age.
 """
 
+import functools
 import hashlib
 import json
 from datetime import timedelta
@@ -217,6 +218,15 @@ class IdempotencyClaim:
         return None
 
 
+def idempotency_claim(operation: str, model, idempotency_key: str | None, kwargs: dict, *,
+                      at=None) -> IdempotencyClaim | None:
+    """The claim of a request to ``operation`` with these service arguments, or ``None`` without a key."""
+    if not idempotency_key:
+        return None
+    return IdempotencyClaim(str(idempotency_key)[:80], operation, _fingerprint(operation, _request_params(kwargs)),
+                            model, at=at or timezone.now())
+
+
 def idempotent(operation: str, model, *, stores_key_itself: bool = False):
     """Decorator: the wrapped service's ``idempotency_key`` makes it run once per key (R-TR-7).
 
@@ -227,11 +237,7 @@ def idempotent(operation: str, model, *, stores_key_itself: bool = False):
 
     def decorate(func):
         def wrapper(*, idempotency_key: str | None = None, **kwargs):
-            claim = None
-            if idempotency_key:
-                params = _request_params(kwargs)
-                claim = IdempotencyClaim(str(idempotency_key)[:80], operation, _fingerprint(operation, params),
-                                         model, at=timezone.now())
+            claim = idempotency_claim(operation, model, idempotency_key, kwargs)
             try:
                 return _run_idempotent(func, claim, stores_key_itself, kwargs)
             except _Replay as replay:
@@ -450,15 +456,82 @@ def _write_transfer_record(*, kind, payer: Account, payee: Account, amount: Deci
     if idempotency is not None:
         fastsql.add_idempotency_key(batch, idempotency, result_type=TransferRecord._meta.label)
     ids = batch.run()
-    record = TransferRecord(id=ids["record"], kind=kind, payer=payer, payee=payee, amount=amount, remark=remark,
-                            actor=actor, operation_id=ids["op"], created_at=at)
+    return _transfer_record(kind=kind, record_id=ids["record"], operation_id=ids["op"], payer=payer, payee=payee,
+                            amount=amount, remark=remark, actor=actor, at=at)
+
+
+def _transfer_record(*, kind, record_id, operation_id, payer, payee, amount, remark, actor, at) -> TransferRecord:
+    """The record just written, as a saved instance (no query)."""
+    record = TransferRecord(id=record_id, kind=kind, payer=payer, payee=payee, amount=amount, remark=remark,
+                            actor=actor, operation_id=operation_id, created_at=at)
     record._state.adding, record._state.db = False, connection.alias
     return record
 
 
+def transfer_create(*, actor, payer, payee, amount, remark, idempotency_key: str | None = None) -> TransferRecord:
+    """Transfer ``amount`` of ``payer``'s own cash into ``payee``'s transfer book balance (R-TR-3).
+
+    On PostgreSQL the common case (the transfer goes through, no alert to send) is one call of the database
+    function ``eac_transfer_create``, in a transaction of its own (see ``_transfer_in_one_call``). Every other
+    case, and every transfer on SQLite, runs ``_transfer_create``: the reference, which refuses with its
+    message and figures, replays a used idempotency key and sends alerts.
+    """
+    if fastsql.transfer_function_enabled():
+        record = _transfer_in_one_call(actor=actor, payer=payer, payee=payee, amount=amount, remark=remark,
+                                       idempotency_key=idempotency_key)
+        if record is not None:
+            return record
+    return _transfer_create(actor=actor, payer=payer, payee=payee, amount=amount, remark=remark,
+                            idempotency_key=idempotency_key)
+
+
+def _transfer_in_one_call(*, actor, payer, payee, amount, remark, idempotency_key) -> TransferRecord | None:
+    """The transfer by ``eac_transfer_create`` (accounts/sql/), or ``None`` when ``_transfer_create`` must decide.
+
+    ``None`` is answered, with nothing written, for input ``_transfer_create`` refuses, for a used idempotency
+    key, a refusal of the rules, an alert to send or to clear, and a concurrent request that stored the same
+    key first (its unique index refuses ours). The function locks and decides in one statement; outside a
+    transaction it commits on its own (one round trip in all), inside one it runs in a savepoint.
+    """
+    kwargs = {"actor": actor, "payer": payer, "payee": payee, "amount": amount, "remark": remark}
+    try:
+        amount = parse_amount(amount)
+        remark = _clean_remark(remark)
+        enterprise_id = require_enterprise_admin(actor)
+        payer_pk, payee_pk = _pk(payer), _pk(payee)
+    except DomainError:
+        return None  # refused by _transfer_create, with the same message (or replayed: see ``idempotent``)
+    if payer_pk == payee_pk:
+        return None
+    at = timezone.now()
+    claim = idempotency_claim("transfer", TransferRecord, idempotency_key, kwargs, at=at)
+    call = functools.partial(
+        fastsql.transfer_in_one_call, enterprise_id=enterprise_id, actor_id=actor.pk, payer_id=payer_pk,
+        payee_id=payee_pk, amount=amount, remark=remark, on=selectors.today(), at=at, ip=current_ip(), claim=claim,
+        result_type=TransferRecord._meta.label)
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                done = call()
+        else:
+            done = call()
+    except IntegrityError:
+        return None  # the same key, stored meanwhile by another request: _transfer_create replays it
+    if done is None:
+        return None
+    return _transfer_record(kind=TransferRecord.Kind.TRANSFER, record_id=done.record_id,
+                            operation_id=done.operation_id, payer=done.accounts[payer_pk],
+                            payee=done.accounts[payee_pk], amount=amount, remark=remark, actor=actor, at=at)
+
+
 @idempotent("transfer", TransferRecord, stores_key_itself=True)
-def transfer_create(*, actor, payer, payee, amount, remark, idempotency=None) -> TransferRecord:
-    """Transfer ``amount`` of ``payer``'s own cash into ``payee``'s transfer book balance (R-TR-3)."""
+def _transfer_create(*, actor, payer, payee, amount, remark, idempotency=None) -> TransferRecord:
+    """The Python path of ``transfer_create`` (R-TR-1 to R-TR-3, R-TR-7, R-AL-3), in one transaction.
+
+    The rules below are also those of ``eac_transfer_create`` (accounts/sql/): a change of one of them is a
+    change of that function too (a new ``_vN.sql`` and migration). tests/accounts/test_transfer_function.py
+    fails when the function accepts what this refuses, or leaves a plain transfer to this path.
+    """
     amount = parse_amount(amount)
     remark = _clean_remark(remark)
     enterprise_id = require_enterprise_admin(actor)

@@ -185,6 +185,9 @@ EAC_NOTIFICATION_MAX_ATTEMPTS = 5
 EAC_CURRENCY = os.environ.get("EAC_CURRENCY", "CNY")
 EAC_BILL_DUE_DAYS = int(os.environ.get("EAC_BILL_DUE_DAYS", "15"))
 EAC_IDEMPOTENCY_KEEP_HOURS = 48
+# On PostgreSQL a transfer first tries the one-call function of accounts/sql/ (accounts.fastsql.transfer_in_one_call);
+# off, every transfer runs the Python path (the reference the function is tested against).
+EAC_TRANSFER_FUNCTION = os.environ.get("EAC_TRANSFER_FUNCTION", "1") == "1"
 EAC_ALERT_REMINDER_DAYS = 5
 EAC_INVITATION_DAYS = 14
 # Sign-in rate limit (core.login_throttle): this many failed sign-ins within the window lock sign-in for a user
