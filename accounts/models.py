@@ -96,9 +96,13 @@ class Account(models.Model):
 
     account_id = models.CharField("account ID", max_length=16, unique=True)
     name = models.CharField(max_length=100)
+    # No single-column indexes on these two: the (enterprise, folder), (enterprise, name) and available credit
+    # indexes below start with the enterprise, and every index of this table costs each balance update (the
+    # available credit index makes them non-HOT): bench/RESULTS.md, section 2.
     enterprise = models.ForeignKey(Enterprise, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="accounts")
-    folder = models.ForeignKey(Folder, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts")
+                                   related_name="accounts", db_index=False)
+    folder = models.ForeignKey(Folder, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts",
+                               db_index=False)
     is_management = models.BooleanField("management account", default=False)
     verified_company_id = models.CharField("verified company identifier", max_length=40, blank=True)
     contact_phone = models.CharField(max_length=32, blank=True)
@@ -239,7 +243,11 @@ class Operation(models.Model):
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     external_amount = money_field()
-    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Who did it: history, never looked up by actor, so no index and no database constraint (whose check at
+    # commit would lock the one user row every concurrent operation of an administrator shares). Django still
+    # protects the user from deletion.
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)
     description = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
@@ -387,7 +395,8 @@ class TransferRecord(models.Model):
     payee = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="transfers_in", db_index=False)
     amount = models.DecimalField(**MONEY)
     remark = models.CharField(max_length=200)
-    actor = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)  # history: see Operation.actor
     operation = models.OneToOneField(Operation, on_delete=models.PROTECT, related_name="transfer_record")
     created_at = models.DateTimeField(db_index=True)
 
@@ -459,7 +468,8 @@ class CreditChangeRecord(models.Model):
     old_value = models.DecimalField(**MONEY)
     new_value = models.DecimalField(**MONEY)
     reason = models.CharField(max_length=200, blank=True)
-    actor = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)  # history: see Operation.actor
     operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(db_index=True)
 

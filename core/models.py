@@ -9,9 +9,13 @@ class AuditEvent(models.Model):
     # Lookups by enterprise use the (enterprise, -created_at) index below.
     enterprise = models.ForeignKey(
         "accounts.Enterprise", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events",
-        db_index=False,
+        db_index=False, db_constraint=False,
     )
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    # History: no database constraint on these two (its check at commit would lock the one enterprise row and
+    # user row that every concurrent audited operation shares; Django still protects them from deletion), and
+    # the actor is never looked up, so no index.
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              db_index=False, db_constraint=False)
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64, blank=True)
