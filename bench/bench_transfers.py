@@ -8,7 +8,8 @@ key). HTTP: gunicorn (``eac.wsgi``, DEBUG off, as many sync workers as clients) 
 is a process with its own signed-in session posting the transfer drawer's confirm step
 (``POST /accounts/<payee>/transfer/`` with ``step=confirm``, the payer, the amount, a remark, a new idempotency
 key and the CSRF token, as HTMX sends it), and counts the transfers the console confirmed (``HX-Trigger:
-accountChanged``). So the HTTP figure includes the session and CSRF checks, the form, the service and the
+accountChanged``). In both, the clients start together once all are set up (Django imported, signed in), as
+pgbench reports its tps without its connection time. So the HTTP figure includes the session and CSRF checks, the form, the service and the
 re-rendered drawer. pgbench runs its built-in tpcb-like script (three updates, a select and an insert) on the
 same server with the same client counts. Prints all three and the service/pgbench ratio.
 """
@@ -48,7 +49,7 @@ def prepare(url: str, n_accounts: int) -> None:
         services.top_up(actor=None, account=acc, amount=Decimal("100000000.00"))
 
 
-def client(url: str, seconds: float, counter, seed: int, use_keys: bool) -> None:
+def client(url: str, seconds: float, counter, seed: int, use_keys: bool, ready) -> None:
     _setup.django_setup(url)
     import random
     from decimal import Decimal
@@ -62,6 +63,7 @@ def client(url: str, seconds: float, counter, seed: int, use_keys: bool) -> None
     pks = list(Account.objects.filter(is_management=False).values_list("pk", flat=True))
     rng = random.Random(seed)
     done = 0
+    ready.wait()  # every client set up (Django imported, connected): the run starts for all at once
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         a, b = rng.sample(pks, 2)
@@ -75,7 +77,8 @@ def client(url: str, seconds: float, counter, seed: int, use_keys: bool) -> None
 
 def run_service(url: str, clients: int, seconds: float) -> float:
     counter = mp.Value("q", 0)
-    procs = [mp.Process(target=client, args=(url, seconds, counter, i, True)) for i in range(clients)]
+    ready = mp.Barrier(clients)
+    procs = [mp.Process(target=client, args=(url, seconds, counter, i, True, ready)) for i in range(clients)]
     for p in procs:
         p.start()
     for p in procs:
@@ -83,7 +86,7 @@ def run_service(url: str, clients: int, seconds: float) -> float:
     return counter.value / seconds
 
 
-def http_client(base: str, seconds: float, counter, failures, seed: int, pks: list[int]) -> None:
+def http_client(base: str, seconds: float, counter, failures, seed: int, pks: list[int], ready) -> None:
     import random
 
     from bank import Session, _input_value
@@ -97,6 +100,7 @@ def http_client(base: str, seconds: float, counter, failures, seed: int, pks: li
     token = _input_value(session.request("GET", f"/accounts/{pks[0]}/transfer/").body, "csrfmiddlewaretoken")
     rng = random.Random(seed)
     done = failed = 0
+    ready.wait()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         payer, payee = rng.sample(pks, 2)
@@ -120,8 +124,9 @@ def run_http(url: str, clients: int, seconds: float, pks: list[int]) -> float:
     log = Path("/tmp") / f"bench_transfers_gunicorn_{os.getpid()}.log"
     server = start_server(url, port, log, workers=clients)
     try:
-        counter, failures = mp.Value("q", 0), mp.Value("q", 0)
-        procs = [mp.Process(target=http_client, args=(f"http://127.0.0.1:{port}", seconds, counter, failures, i, pks))
+        counter, failures, ready = mp.Value("q", 0), mp.Value("q", 0), mp.Barrier(clients)
+        procs = [mp.Process(target=http_client, args=(f"http://127.0.0.1:{port}", seconds, counter, failures, i, pks,
+                                                      ready))
                  for i in range(clients)]
         for p in procs:
             p.start()
@@ -189,5 +194,7 @@ def main():
 
 
 if __name__ == "__main__":
+    # The service clients run as a production process would (the HTTP server runs with DEBUG off too).
+    os.environ.setdefault("DEBUG", "0")
     mp.set_start_method("spawn")
     main()
