@@ -32,6 +32,8 @@ from decimal import Decimal
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils.dateparse import parse_datetime
 
 from core.money import CENT, ZERO
@@ -115,18 +117,32 @@ def _execute(cursor, sql: str, params) -> None:
     run(sql, params, False, {"connection": db, "cursor": cursor})
 
 
+def model_from_row(model, names: list[str], values):
+    """What ``model.from_db`` returns for a row of only these fields (the others deferred: read on access), built
+    without ``Model.__init__``, which costs a transfer more than its reads (bench/RESULTS.md, section 2). The
+    init signals are the only other thing ``__init__`` does: with a receiver for them, ``from_db`` it is."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(DEFAULT_DB_ALIAS, names, values)
+    instance = model.__new__(model)
+    state = instance._state = ModelState()
+    state.adding, state.db = False, DEFAULT_DB_ALIAS
+    instance.__dict__.update(zip(names, values))
+    return instance
+
+
 def _accounts(rows) -> dict[int, Account]:
     """Accounts from rows of the ``ACCOUNT_COLUMNS`` followed by their enterprise's company id."""
     names = list(ACCOUNT_COLUMNS)
     accounts, enterprises = {}, {}
+    converts = None if _is_postgres() else list(ACCOUNT_COLUMNS.values())  # psycopg returns them typed already
     for row in rows:
-        values = [convert(value) for convert, value in zip(ACCOUNT_COLUMNS.values(), row)]
-        account = Account.from_db(DEFAULT_DB_ALIAS, names, values)
+        values = row[:len(names)] if converts is None else [convert(value) for convert, value in zip(converts, row)]
+        account = model_from_row(Account, names, values)
         if account.enterprise_id is not None:
             enterprise = enterprises.get(account.enterprise_id)
             if enterprise is None:
-                enterprise = enterprises[account.enterprise_id] = Enterprise(pk=account.enterprise_id,
-                                                                             company_id=row[-1])
+                enterprise = enterprises[account.enterprise_id] = model_from_row(
+                    Enterprise, ["id", "company_id"], [account.enterprise_id, row[-1]])
             account._state.fields_cache["enterprise"] = enterprise  # what ``account.enterprise = ...`` caches
         accounts[account.pk] = account
     return accounts

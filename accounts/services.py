@@ -460,11 +460,14 @@ def _write_transfer_record(*, kind, payer: Account, payee: Account, amount: Deci
                             amount=amount, remark=remark, actor=actor, at=at)
 
 
+_RECORD_FIELDS = ["id", "kind", "payer_id", "payee_id", "amount", "remark", "actor_id", "operation_id", "created_at"]
+
+
 def _transfer_record(*, kind, record_id, operation_id, payer, payee, amount, remark, actor, at) -> TransferRecord:
-    """The record just written, as a saved instance (no query)."""
-    record = TransferRecord(id=record_id, kind=kind, payer=payer, payee=payee, amount=amount, remark=remark,
-                            actor=actor, operation_id=operation_id, created_at=at)
-    record._state.adding, record._state.db = False, connection.alias
+    """The record just written, as a saved instance with its accounts and actor (no query)."""
+    record = fastsql.model_from_row(TransferRecord, _RECORD_FIELDS, [
+        record_id, kind, payer.pk, payee.pk, amount, remark, actor.pk, operation_id, at])
+    record._state.fields_cache.update(payer=payer, payee=payee, actor=actor)  # what ``record.payer = ...`` caches
     return record
 
 

@@ -29,6 +29,7 @@ DECLARE
     company text;
     found_accounts int := 0;
     overdue numeric;
+    key_used boolean;
     available numeric;
     op_id bigint;
     rec_id bigint;
@@ -45,13 +46,15 @@ BEGIN
             NULL::boolean, NULL::numeric, NULL::timestamptz, NULL;
         RETURN;
     END IF;
-    -- Read after the locks (each statement of a function has its own snapshot).
-    SELECT e.company_id INTO company FROM accounts_enterprise e WHERE e.id = p_enterprise_id;
-    SELECT SUM(b.unpaid_amount) INTO overdue FROM accounts_bill b
-        WHERE b.account_id = p_payer_id AND b.unpaid_amount > 0 AND b.due_date < p_on;
+    -- Read after the locks (each statement of a function has its own snapshot), in one statement.
+    SELECT (SELECT e.company_id FROM accounts_enterprise e WHERE e.id = p_enterprise_id),
+           (SELECT SUM(b.unpaid_amount) FROM accounts_bill b
+             WHERE b.account_id = p_payer_id AND b.unpaid_amount > 0 AND b.due_date < p_on),
+           p_key IS NOT NULL AND EXISTS (SELECT 1 FROM core_idempotencykey k WHERE k.key = p_key)
+      INTO company, overdue, key_used;
     IF COALESCE(  -- a condition that could not be decided (NULL) is a case for the Python path too
         -- R-TR-7: a key used before is replayed (or refused) by the Python path.
-        (p_key IS NOT NULL AND EXISTS (SELECT 1 FROM core_idempotencykey k WHERE k.key = p_key))
+        key_used
         -- R-TR-1, R-ORG-5, R-CR-6: both are fund accounts of the actor's enterprise.
         OR payer.enterprise_id IS DISTINCT FROM p_enterprise_id OR payee.enterprise_id IS DISTINCT FROM p_enterprise_id
         OR company IS NULL
@@ -83,49 +86,68 @@ BEGIN
         RETURN;
     END IF;
 
-    -- R-MON-4: the operation, its two ledger rows and the balances they change.
-    INSERT INTO accounts_operation (kind, external_amount, actor_id, description, created_at)
-        VALUES ('transfer', 0, p_actor_id, p_remark, p_at) RETURNING accounts_operation.id INTO op_id;
-    INSERT INTO accounts_ledgerentry (operation_id, account_id, bucket, amount, created_at)
-        VALUES (op_id, p_payer_id, 'own_cash', -p_amount, p_at), (op_id, p_payee_id, 'transfer_book', p_amount, p_at);
-    UPDATE accounts_account a SET own_cash = ROUND(a.own_cash - p_amount, 2) WHERE a.id = p_payer_id;
-    UPDATE accounts_account a SET transfer_book_balance = ROUND(a.transfer_book_balance + p_amount, 2)
-        WHERE a.id = p_payee_id;
-    -- R-TR-3: the pair's remaining revocable and total transferred.
-    INSERT INTO accounts_transferpair (source_id, target_id, remaining_revocable, total_transferred)
-        VALUES (p_payer_id, p_payee_id, p_amount, p_amount)
-        ON CONFLICT (source_id, target_id) DO UPDATE SET
-            remaining_revocable = ROUND(accounts_transferpair.remaining_revocable + excluded.remaining_revocable, 2),
-            total_transferred = ROUND(accounts_transferpair.total_transferred + excluded.total_transferred, 2);
-    INSERT INTO accounts_transferrecord (kind, payer_id, payee_id, amount, remark, actor_id, operation_id, created_at)
-        VALUES ('transfer', p_payer_id, p_payee_id, p_amount, p_remark, p_actor_id, op_id, p_at)
-        RETURNING accounts_transferrecord.id INTO rec_id;
-    -- R-AU-1: the same before and after as accounts.services' audit of a transfer.
-    INSERT INTO core_auditevent (enterprise_id, actor_id, action, object_type, object_id, object_repr, before, after,
-                                 ip_address, created_at)
-        VALUES (p_enterprise_id, p_actor_id, 'transfer', p_result_type, rec_id::text,
-                'TransferRecord object (' || rec_id || ')',
-                jsonb_build_object(
-                    'payer', jsonb_build_object('own_cash', payer.own_cash::text,
-                        'transfer_book_balance', payer.transfer_book_balance::text,
-                        'credit_limit', payer.credit_limit::text, 'outstanding_balance', payer.outstanding_balance::text),
-                    'payee', jsonb_build_object('own_cash', payee.own_cash::text,
-                        'transfer_book_balance', payee.transfer_book_balance::text,
-                        'credit_limit', payee.credit_limit::text, 'outstanding_balance', payee.outstanding_balance::text)),
-                jsonb_build_object(
-                    'payer', jsonb_build_object('own_cash', (payer.own_cash - p_amount)::text,
-                        'transfer_book_balance', payer.transfer_book_balance::text,
-                        'credit_limit', payer.credit_limit::text, 'outstanding_balance', payer.outstanding_balance::text),
-                    'payee', jsonb_build_object('own_cash', payee.own_cash::text,
-                        'transfer_book_balance', (payee.transfer_book_balance + p_amount)::text,
-                        'credit_limit', payee.credit_limit::text, 'outstanding_balance', payee.outstanding_balance::text),
-                    'amount', p_amount::text),
-                p_ip, p_at);
-    IF p_key IS NOT NULL THEN
+    -- Every write in one statement (each statement of a function costs its own executor start, snapshot and
+    -- checks of the tables' CHECK constraints): R-MON-4 the operation, its two ledger rows and the balances they
+    -- change (both rows already locked); R-TR-3 the pair's remaining revocable and total transferred; the
+    -- transfer record; R-AU-1 the same audit event as accounts.services writes; R-TR-7 the idempotency key.
+    WITH op AS (
+        INSERT INTO accounts_operation (kind, external_amount, actor_id, description, created_at)
+            VALUES ('transfer', 0, p_actor_id, p_remark, p_at) RETURNING accounts_operation.id
+    ), ledger AS (
+        INSERT INTO accounts_ledgerentry (operation_id, account_id, bucket, amount, created_at)
+            SELECT op.id, p_payer_id, 'own_cash', -p_amount, p_at FROM op
+            UNION ALL SELECT op.id, p_payee_id, 'transfer_book', p_amount, p_at FROM op
+    ), balances AS (
+        UPDATE accounts_account a
+            SET own_cash = CASE WHEN a.id = p_payer_id THEN ROUND(a.own_cash - p_amount, 2) ELSE a.own_cash END,
+                transfer_book_balance = CASE WHEN a.id = p_payee_id
+                                             THEN ROUND(a.transfer_book_balance + p_amount, 2)
+                                             ELSE a.transfer_book_balance END
+            WHERE a.id IN (p_payer_id, p_payee_id)
+    ), pair AS (
+        INSERT INTO accounts_transferpair (source_id, target_id, remaining_revocable, total_transferred)
+            VALUES (p_payer_id, p_payee_id, p_amount, p_amount)
+            ON CONFLICT (source_id, target_id) DO UPDATE SET
+                remaining_revocable = ROUND(accounts_transferpair.remaining_revocable + excluded.remaining_revocable, 2),
+                total_transferred = ROUND(accounts_transferpair.total_transferred + excluded.total_transferred, 2)
+    ), rec AS (
+        INSERT INTO accounts_transferrecord (kind, payer_id, payee_id, amount, remark, actor_id, operation_id,
+                                             created_at)
+            SELECT 'transfer', p_payer_id, p_payee_id, p_amount, p_remark, p_actor_id, op.id, p_at FROM op
+            RETURNING accounts_transferrecord.id
+    ), audit AS (
+        INSERT INTO core_auditevent (enterprise_id, actor_id, action, object_type, object_id, object_repr, before,
+                                     after, ip_address, created_at)
+            SELECT p_enterprise_id, p_actor_id, 'transfer', p_result_type, rec.id::text,
+                   'TransferRecord object (' || rec.id || ')',
+                   jsonb_build_object(
+                       'payer', jsonb_build_object('own_cash', payer.own_cash::text,
+                           'transfer_book_balance', payer.transfer_book_balance::text,
+                           'credit_limit', payer.credit_limit::text,
+                           'outstanding_balance', payer.outstanding_balance::text),
+                       'payee', jsonb_build_object('own_cash', payee.own_cash::text,
+                           'transfer_book_balance', payee.transfer_book_balance::text,
+                           'credit_limit', payee.credit_limit::text,
+                           'outstanding_balance', payee.outstanding_balance::text)),
+                   jsonb_build_object(
+                       'payer', jsonb_build_object('own_cash', (payer.own_cash - p_amount)::text,
+                           'transfer_book_balance', payer.transfer_book_balance::text,
+                           'credit_limit', payer.credit_limit::text,
+                           'outstanding_balance', payer.outstanding_balance::text),
+                       'payee', jsonb_build_object('own_cash', payee.own_cash::text,
+                           'transfer_book_balance', (payee.transfer_book_balance + p_amount)::text,
+                           'credit_limit', payee.credit_limit::text,
+                           'outstanding_balance', payee.outstanding_balance::text),
+                       'amount', p_amount::text),
+                   p_ip, p_at
+            FROM rec
+    ), idem AS (
         INSERT INTO core_idempotencykey (key, operation, request_fingerprint, result_type, result_id, created_at)
-            VALUES (p_key, p_key_operation, p_key_fingerprint, p_result_type, rec_id, p_key_at);
-    END IF;
-    -- The two accounts as the updates above left them (no second read), in primary key order.
+            SELECT p_key, p_key_operation, p_key_fingerprint, p_result_type, rec.id, p_key_at FROM rec
+            WHERE p_key IS NOT NULL
+    )
+    SELECT op.id, rec.id INTO op_id, rec_id FROM op, rec;
+    -- The two accounts as the update above left them (no second read), in primary key order.
     payer.own_cash := ROUND(payer.own_cash - p_amount, 2);
     payee.transfer_book_balance := ROUND(payee.transfer_book_balance + p_amount, 2);
     FOREACH acc IN ARRAY CASE WHEN p_payer_id < p_payee_id THEN ARRAY[payer, payee] ELSE ARRAY[payee, payer] END LOOP
