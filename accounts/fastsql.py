@@ -368,6 +368,8 @@ def transfer_in_one_call(*, enterprise_id: int, actor_id: int, payer_id: int, pa
         else:
             cursor.execute(_TRANSFER_CALL, params, prepare=True)
         rows = cursor.fetchall()
+    if len(rows[0]) != 3 + len(ACCOUNT_COLUMNS) + 1:  # outcome, record, operation; the account; its company id
+        raise RuntimeError("eac_transfer_create returns other columns than accounts.fastsql.ACCOUNT_COLUMNS")
     if rows[0][0] != "done":
         return None
     return Transferred(record_id=rows[0][1], operation_id=rows[0][2], accounts=_accounts([row[3:] for row in rows]))

@@ -13,12 +13,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from core.audit import audit_event, audit_json
 from core.context import current_ip
-from core.db import atomic_service
+from core.db import atomic_service, is_connection_lost, is_retryable
 from core.errors import DomainError, PermissionDenied
 from core.models import IdempotencyKey
 from core.money import ZERO, format_money, parse_amount
@@ -463,6 +463,11 @@ def _write_transfer_record(*, kind, payer: Account, payee: Account, amount: Deci
 _RECORD_FIELDS = ["id", "kind", "payer_id", "payee_id", "amount", "remark", "actor_id", "operation_id", "created_at"]
 
 
+def _is_idempotency_key_conflict(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == IdempotencyKey.KEY_CONSTRAINT
+
+
 def _transfer_record(*, kind, record_id, operation_id, payer, payee, amount, remark, actor, at) -> TransferRecord:
     """The record just written, as a saved instance with its accounts and actor (no query)."""
     record = fastsql.model_from_row(TransferRecord, _RECORD_FIELDS, [
@@ -512,14 +517,28 @@ def _transfer_in_one_call(*, actor, payer, payee, amount, remark, idempotency_ke
         fastsql.transfer_in_one_call, enterprise_id=enterprise_id, actor_id=actor.pk, payer_id=payer_pk,
         payee_id=payee_pk, amount=amount, remark=remark, on=selectors.today(), at=at, ip=current_ip(), claim=claim,
         result_type=TransferRecord._meta.label)
+    in_transaction = not connection.get_autocommit()
     try:
-        if connection.in_atomic_block:
-            with transaction.atomic():
+        if in_transaction:
+            with transaction.atomic():  # a savepoint: a failed call leaves the caller's transaction usable
                 done = call()
         else:
             done = call()
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not _is_idempotency_key_conflict(exc):
+            raise  # a constraint the function should never have hit: a bug to see, not to hide
         return None  # the same key, stored meanwhile by another request: _transfer_create replays it
+    except (OperationalError, InterfaceError) as exc:
+        if in_transaction:
+            raise
+        if is_retryable(exc):
+            return None  # deadlock or serialization failure: rolled back; _transfer_create runs (and retries)
+        if claim is not None and is_connection_lost(exc):
+            # Whether the call committed is unknown; the key tells: _transfer_create replays it or transfers.
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+            return None
+        raise  # without a key the outcome is unknown, as for a failed COMMIT: the caller decides
     if done is None:
         return None
     return _transfer_record(kind=TransferRecord.Kind.TRANSFER, record_id=done.record_id,

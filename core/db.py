@@ -19,7 +19,7 @@ MAX_ATTEMPTS = 8
 MAX_CONNECTION_ATTEMPTS = 3
 
 
-def _is_retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException) -> bool:
     cause = exc.__cause__ or exc
     sqlstate = getattr(cause, "sqlstate", None)
     if sqlstate in RETRYABLE_SQLSTATES:
@@ -28,7 +28,7 @@ def _is_retryable(exc: BaseException) -> bool:
     return connection.vendor == "sqlite" and "database is locked" in str(exc)
 
 
-def _is_connection_lost(exc: BaseException) -> bool:
+def is_connection_lost(exc: BaseException) -> bool:
     """The database connection broke (the server ended it or the socket closed), not a refusal of a statement.
 
     psycopg raises ``OperationalError`` with the server's SQLSTATE when it read the server's farewell
@@ -76,14 +76,14 @@ def atomic_service(func):
                     body_done = True
                 return result
             except (OperationalError, InterfaceError) as exc:
-                if not body_done and attempt < MAX_CONNECTION_ATTEMPTS and _is_connection_lost(exc):
+                if not body_done and attempt < MAX_CONNECTION_ATTEMPTS and is_connection_lost(exc):
                     log.warning("retrying %s after a lost database connection (attempt %d): %s",
                                 func.__name__, attempt, _first_line(exc))
                     if connection.connection is not None and not connection.is_usable():
                         connection.close()
                     continue
                 if (attempt >= MAX_ATTEMPTS or not isinstance(exc, OperationalError)
-                        or not _is_retryable(exc)):
+                        or not is_retryable(exc)):
                     raise
                 log.info("retrying %s after %s (attempt %d)", func.__name__, exc.__class__.__name__, attempt)
                 time.sleep(random.uniform(0.001, 0.01) * attempt)

@@ -101,6 +101,8 @@ class IdempotencyKey(models.Model):
         # ``varchar_pattern_ops`` index PostgreSQL gets for LIKE on a unique CharField (never used here).
         constraints = [models.UniqueConstraint(fields=["key"], name="idempotency_key_unique")]
 
+    KEY_CONSTRAINT = "idempotency_key_unique"  # what a second request with a used key runs into
+
     def __str__(self):
         return self.key
 

@@ -10,7 +10,7 @@ R-CR-6, R-TR-7, R-AL-3), runs the same request once with the function and once w
 and compares the answers (the record, or the refusal with its message and figures) and everything written.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -68,8 +68,17 @@ def _outcome(call) -> tuple:
         record = call()
     except DomainError as error:
         return ("refused", type(error).__name__, str(error), getattr(error, "field", None), getattr(error, "code", None))
+    # The record and both of its accounts as the caller sees them: every column the rules read, and the company.
+    recent = timezone.now() - timedelta(minutes=10)  # an alert sent by the run: when, not the instant
+
+    def seen(value):
+        return ("this run" if value > recent else "before") if isinstance(value, datetime) else value
+
+    accounts = tuple(tuple(seen(getattr(account, name)) for name in fastsql.ACCOUNT_COLUMNS if name != "id")
+                     + (account.enterprise.company_id if account.enterprise_id else None,)
+                     for account in (record.payer, record.payee))
     return ("transferred", record.kind, record.payer_id, record.payee_id, record.amount, record.remark,
-            record.payer.own_cash, record.payee.transfer_book_balance)
+            record.actor_id, record.operation_id is not None, accounts)
 
 
 def _run_both(settings_, call) -> tuple[tuple, tuple]:
@@ -144,21 +153,28 @@ def test_the_function_leaves_a_used_key_to_the_python_path_which_replays_it_R_TR
         services.transfer_create(actor=admin, payer=a, payee=b, amount="11.00", remark="x", idempotency_key="k")
 
 
+def _account_of_kind(kind: str, enterprise):
+    """An account of ``enterprise`` ("same"), or one that may not take part in its fund operations."""
+    if kind == "other enterprise":
+        return make_account(enterprise=make_enterprise(name="Other")[0])
+    if kind == "no enterprise":
+        return make_account(company_id=enterprise.company_id)
+    return make_account(enterprise=enterprise, company_id={"other company": "OTHER-CO", "unverified": ""}.get(kind))
+
+
 def _differential(settings_, *, payer=None, overdue=False, payer_flag=None, payee_flag=None, payee_kind="same",
-                  alerts=((False, "0.00", False), (False, "0.00", False)), amount="10.00", key=None,
-                  remark="for rent") -> tuple:
+                  payer_kind="same", actor_kind="own", alerts=((False, "0.00", False), (False, "0.00", False)),
+                  amount="10.00", key=None, remark="for rent") -> tuple:
     """Build the state, run the request with and without the function, roll everything back; both results."""
     try:
         with transaction.atomic():
             enterprise, ma, admin = make_enterprise()
-            a = make_account(enterprise=enterprise)
-            if payee_kind == "other enterprise":
-                b = make_account(enterprise=make_enterprise(name="Other")[0])
-            elif payee_kind == "no enterprise":
-                b = make_account(company_id=enterprise.company_id)
-            else:
-                b = make_account(enterprise=enterprise, company_id={"other company": "OTHER-CO", "unverified": ""}
-                                 .get(payee_kind))
+            if actor_kind == "other enterprise's administrator":
+                admin = make_enterprise(name="Elsewhere")[2]
+            if payer_kind != "same" and key in ("used same", "used other"):
+                key = "fresh"  # the earlier transfer with the key needs a payer that may transfer
+            a = _account_of_kind(payer_kind, enterprise)
+            b = _account_of_kind(payee_kind, enterprise)
             fund(a, "400.00")
             if key in ("used same", "used other"):
                 services.transfer_create(actor=admin, payer=a, payee=b if payee_kind == "same" else ma,
@@ -201,6 +217,11 @@ SCENARIOS = {
     "payee of no enterprise, of the same company (R-TR-1)": {"payee_kind": "no enterprise"},
     "payee of another company (R-ORG-5)": {"payee_kind": "other company"},
     "payee unverified (R-ORG-5)": {"payee_kind": "unverified"},
+    "payer of another enterprise (R-TR-1)": {"payer_kind": "other enterprise"},
+    "payer of no enterprise, of the same company (R-TR-1)": {"payer_kind": "no enterprise"},
+    "payer of another company (R-ORG-5)": {"payer_kind": "other company"},
+    "payer unverified (R-ORG-5)": {"payer_kind": "unverified"},
+    "an administrator of another enterprise (R-TR-1)": {"actor_kind": "other enterprise's administrator"},
     "payer overdue (R-TR-2)": {"overdue": True, "payer": {"own_cash": "300.00"}},
     "payer's bill due today, not overdue yet (R-TR-2)": {"overdue": "due today", "payer": {"own_cash": "300.00"}},
     "own cash decides, at it (R-TR-2)": {"payer": {"own_cash": "100.00", "transfer_book_balance": "50.00"},
@@ -219,6 +240,12 @@ SCENARIOS = {
         "payer": {"own_cash": "100.00"}, "alerts": ((True, "50.00", False), (False, "0.00", False)), "amount": "40.00"},
     "payer already alerted, still below (R-AL-3)": {
         "payer": {"own_cash": "100.00"}, "alerts": ((True, "500.00", True), (False, "0.00", False)), "amount": "40.00"},
+    "payer lands on its threshold, not below (R-AL-3)": {
+        "payer": {"own_cash": "100.00"}, "alerts": ((True, "60.00", False), (False, "0.00", False)), "amount": "40.00"},
+    "payer marked alerted, lands on its threshold (R-AL-3)": {
+        "payer": {"own_cash": "100.00"}, "alerts": ((True, "60.00", True), (False, "0.00", False)), "amount": "40.00"},
+    "payee alerted, recovers exactly to its threshold (R-AL-3)": {
+        "alerts": ((False, "0.00", False), (True, "10.00", True)), "amount": "10.00"},
     "payee recovers above its threshold (R-AL-3)": {
         "alerts": ((False, "0.00", False), (True, "5.00", True)), "amount": "10.00"},
     "payee alerted, still below (R-AL-3)": {
@@ -236,7 +263,8 @@ SCENARIOS = {
 ONE_CALL = {"plain", "own cash decides, at it (R-TR-2)", "available credit decides, at it (R-TR-2)",
             "credit limit counts in available credit (R-TR-2)", "payer stays above its alert threshold",
             "payer already alerted, still below (R-AL-3)", "payee alerted, still below (R-AL-3)",
-            "a fresh idempotency key (R-TR-7)", "payer's bill due today, not overdue yet (R-TR-2)"}
+            "a fresh idempotency key (R-TR-7)", "payer's bill due today, not overdue yet (R-TR-2)",
+            "payer lands on its threshold, not below (R-AL-3)"}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -293,3 +321,45 @@ def test_the_functions_rule_of_transferable_amount_is_the_selectors_R_TR_2(setti
     assert done is not None
     assert done.accounts[a.pk].own_cash == D("80.00")
     assert done.accounts[b.pk].transfer_book_balance == D("220.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_key_on_two_pairs_at_once_moves_money_once_R_TR_7(settings):
+    """Two requests with one key and different accounts, at the same moment, each in autocommit (the function's
+    own transaction): one transfers; the other finds the key taken (by the function's read, or by the key's
+    unique index if both wrote at once, which rolls its call back) and is refused as another request."""
+    import threading
+
+    from django.db import connection
+
+    settings.EAC_TRANSFER_FUNCTION = True
+    enterprise, ma, admin = make_enterprise()
+    a, b, c, d = (make_account(enterprise=enterprise) for _ in range(4))
+    fund(a, "100.00")
+    fund(c, "100.00")
+    start = threading.Barrier(2)
+    results = []
+
+    def request(payer, payee):
+        try:
+            start.wait(10)
+            results.append(services.transfer_create(actor=admin, payer=payer.pk, payee=payee.pk, amount="10.00",
+                                                    remark="race", idempotency_key="one-key"))
+        except DomainError as error:
+            results.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=pair) for pair in ((a, b), (c, d))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    records = [r for r in results if isinstance(r, TransferRecord)]
+    refusals = [r for r in results if isinstance(r, DomainError)]
+    assert len(records) == 1 and len(refusals) == 1
+    assert refusals[0].code == "idempotency_mismatch"
+    assert TransferRecord.objects.filter(remark="race").count() == 1
+    assert IdempotencyKey.objects.filter(key="one-key").count() == 1
+    moved = sorted(Account.objects.filter(pk__in=[a.pk, c.pk]).values_list("own_cash", flat=True))
+    assert moved == [D("90.00"), D("100.00")]
