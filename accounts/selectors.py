@@ -16,7 +16,10 @@ MONEY_OUTPUT = DecimalField(max_digits=20, decimal_places=2)
 
 
 def today() -> date:
-    return timezone.localdate()
+    """The business day: the deployment's date (``settings.TIME_ZONE``). Bills fall due and alerts are counted by
+    it, whatever timezone a request may activate (the console activates none). Named explicitly, it also spares
+    the active-timezone lookup (asgiref's locals), 8 % of a transfer's Python (bench/RESULTS.md, section 2)."""
+    return timezone.localdate(timezone.now(), timezone.get_default_timezone())
 
 
 # --- Overdue (R-MON-2): the unpaid part of bills past their due date. Derived, never stored. ---
