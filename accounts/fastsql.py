@@ -361,12 +361,9 @@ def transfer_in_one_call(*, enterprise_id: int, actor_id: int, payer_id: int, pa
     params = [enterprise_id, actor_id, payer_id, payee_id, amount, remark, on, at, ip, *key, result_type]
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
-    # What ``_cursor`` and ``_execute`` do, inline: this is the one statement of most transfers.
+    # What ``_cursor`` does, without its generator: this is the one statement of most transfers.
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-        if db.execute_wrappers:
-            _execute(cursor, _TRANSFER_CALL, params)
-        else:
-            cursor.execute(_TRANSFER_CALL, params, prepare=True)
+        _execute(cursor, _TRANSFER_CALL, params)
         rows = cursor.fetchall()
     if len(rows[0]) != 3 + len(ACCOUNT_COLUMNS) + 1:  # outcome, record, operation; the account; its company id
         raise RuntimeError("eac_transfer_create returns other columns than accounts.fastsql.ACCOUNT_COLUMNS")

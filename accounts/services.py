@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.audit import audit_event, audit_json
 from core.context import current_ip
-from core.db import atomic_service, is_connection_lost, is_retryable
+from core.db import atomic_service, drop_broken_connection, is_connection_lost, is_retryable
 from core.errors import DomainError, PermissionDenied
 from core.models import IdempotencyKey
 from core.money import ZERO, format_money, parse_amount
@@ -493,6 +493,19 @@ def transfer_create(*, actor, payer, payee, amount, remark, idempotency_key: str
                             idempotency_key=idempotency_key)
 
 
+def _money_request(*, actor, first, second, amount, remark, second_field: str) -> tuple[Decimal, str, int, int, int]:
+    """A transfer or withdrawal request read and checked before anything is locked: (amount, remark, the actor's
+    enterprise, first pk, second pk), or a ``DomainError`` (R-MON-1, R-TR-1); two equal accounts are refused at
+    ``second_field``."""
+    amount = parse_amount(amount)
+    remark = _clean_remark(remark)
+    enterprise_id = require_enterprise_admin(actor)
+    first_pk, second_pk = _pk(first), _pk(second)
+    if first_pk == second_pk:
+        raise DomainError(MSG_SAME_ACCOUNT, field=second_field, rule="R-TR-1")
+    return amount, remark, enterprise_id, first_pk, second_pk
+
+
 def _transfer_in_one_call(*, actor, payer, payee, amount, remark, idempotency_key) -> TransferRecord | None:
     """The transfer by ``eac_transfer_create`` (accounts/sql/), or ``None`` when ``_transfer_create`` must decide.
 
@@ -503,14 +516,10 @@ def _transfer_in_one_call(*, actor, payer, payee, amount, remark, idempotency_ke
     """
     kwargs = {"actor": actor, "payer": payer, "payee": payee, "amount": amount, "remark": remark}
     try:
-        amount = parse_amount(amount)
-        remark = _clean_remark(remark)
-        enterprise_id = require_enterprise_admin(actor)
-        payer_pk, payee_pk = _pk(payer), _pk(payee)
+        amount, remark, enterprise_id, payer_pk, payee_pk = _money_request(
+            actor=actor, first=payer, second=payee, amount=amount, remark=remark, second_field="payee")
     except DomainError:
         return None  # refused by _transfer_create, with the same message (or replayed: see ``idempotent``)
-    if payer_pk == payee_pk:
-        return None
     at = timezone.now()
     claim = idempotency_claim("transfer", TransferRecord, idempotency_key, kwargs, at=at)
     call = functools.partial(
@@ -535,8 +544,7 @@ def _transfer_in_one_call(*, actor, payer, payee, amount, remark, idempotency_ke
             return None  # deadlock or serialization failure: rolled back; _transfer_create runs (and retries)
         if claim is not None and is_connection_lost(exc):
             # Whether the call committed is unknown; the key tells: _transfer_create replays it or transfers.
-            if connection.connection is not None and not connection.is_usable():
-                connection.close()
+            drop_broken_connection()
             return None
         raise  # without a key the outcome is unknown, as for a failed COMMIT: the caller decides
     if done is None:
@@ -554,12 +562,8 @@ def _transfer_create(*, actor, payer, payee, amount, remark, idempotency=None) -
     change of that function too (a new ``_vN.sql`` and migration). tests/accounts/test_transfer_function.py
     fails when the function accepts what this refuses, or leaves a plain transfer to this path.
     """
-    amount = parse_amount(amount)
-    remark = _clean_remark(remark)
-    enterprise_id = require_enterprise_admin(actor)
-    payer_pk, payee_pk = _pk(payer), _pk(payee)
-    if payer_pk == payee_pk:
-        raise DomainError(MSG_SAME_ACCOUNT, field="payee", rule="R-TR-1")
+    amount, remark, enterprise_id, payer_pk, payee_pk = _money_request(
+        actor=actor, first=payer, second=payee, amount=amount, remark=remark, second_field="payee")
     at = timezone.now()
     payer, payee, state = _lock_two_accounts(payer_pk, payee_pk, overdue_of=payer_pk,
                                              key=idempotency.key if idempotency else None)
@@ -587,12 +591,8 @@ def _transfer_create(*, actor, payer, payee, amount, remark, idempotency=None) -
 @idempotent("withdrawal", TransferRecord, stores_key_itself=True)
 def withdrawal_create(*, actor, source, target, amount, remark, idempotency=None) -> TransferRecord:
     """Withdraw ``amount`` that ``source`` (A) transferred to ``target`` (B) back to A's own cash (R-TR-5)."""
-    amount = parse_amount(amount)
-    remark = _clean_remark(remark)
-    enterprise_id = require_enterprise_admin(actor)
-    source_pk, target_pk = _pk(source), _pk(target)
-    if source_pk == target_pk:
-        raise DomainError(MSG_SAME_ACCOUNT, field="target", rule="R-TR-1")
+    amount, remark, enterprise_id, source_pk, target_pk = _money_request(
+        actor=actor, first=source, second=target, amount=amount, remark=remark, second_field="target")
     at = timezone.now()
     source, target, state = _lock_two_accounts(source_pk, target_pk, pair=(source_pk, target_pk),
                                                key=idempotency.key if idempotency else None)

@@ -42,6 +42,13 @@ def is_connection_lost(exc: BaseException) -> bool:
     return sqlstate is None or sqlstate in CONNECTION_LOST_SQLSTATES or sqlstate.startswith("08")
 
 
+def drop_broken_connection() -> None:
+    """After a lost connection: close Django's connection if it no longer works, so the next query (a retry)
+    gets a working one from the pool."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
@@ -79,8 +86,7 @@ def atomic_service(func):
                 if not body_done and attempt < MAX_CONNECTION_ATTEMPTS and is_connection_lost(exc):
                     log.warning("retrying %s after a lost database connection (attempt %d): %s",
                                 func.__name__, attempt, _first_line(exc))
-                    if connection.connection is not None and not connection.is_usable():
-                        connection.close()
+                    drop_broken_connection()
                     continue
                 if (attempt >= MAX_ATTEMPTS or not isinstance(exc, OperationalError)
                         or not is_retryable(exc)):

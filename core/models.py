@@ -86,6 +86,9 @@ class Message(models.Model):
         return self.title
 
 
+IDEMPOTENCY_KEY_CONSTRAINT = "idempotency_key_unique"
+
+
 class IdempotencyKey(models.Model):
     """A request's idempotency key and the first result it produced (R-TR-7). Kept 48 hours."""
 
@@ -99,9 +102,9 @@ class IdempotencyKey(models.Model):
     class Meta:
         # A constraint rather than ``unique=True``: the same unique index, without the extra
         # ``varchar_pattern_ops`` index PostgreSQL gets for LIKE on a unique CharField (never used here).
-        constraints = [models.UniqueConstraint(fields=["key"], name="idempotency_key_unique")]
+        constraints = [models.UniqueConstraint(fields=["key"], name=IDEMPOTENCY_KEY_CONSTRAINT)]
 
-    KEY_CONSTRAINT = "idempotency_key_unique"  # what a second request with a used key runs into
+    KEY_CONSTRAINT = IDEMPOTENCY_KEY_CONSTRAINT  # what a second request with a used key runs into
 
     def __str__(self):
         return self.key

@@ -35,14 +35,18 @@ class _Rollback(Exception):
     pass
 
 
+def _when(value):
+    """An alert sent by a run is stamped with the run's time: compare when it was set, not the instant."""
+    if not isinstance(value, datetime):
+        return value
+    return "this run" if value > timezone.now() - timedelta(minutes=10) else "before"
+
+
 def _written() -> dict:
     """Everything a transfer writes, with the ids of new rows replaced by what they point to (sequences are not
     rolled back with a savepoint, so the two runs give their rows different ids)."""
     snapshot = books()
-    # An alert sent by the run is stamped with the run's time: compare when it was set, not the instant.
-    recent = timezone.now() - timedelta(minutes=10)
-    snapshot["accounts"] = [row[:11] + (None if row[11] is None else "this run" if row[11] > recent else "before",)
-                            + row[12:] for row in snapshot["accounts"]]
+    snapshot["accounts"] = [tuple(_when(value) for value in row) for row in snapshot["accounts"]]
     record = TransferRecord.objects.order_by("-id").first()
     operation = Operation.objects.order_by("-id").first()
     audit = AuditEvent.objects.order_by("-id").first()
@@ -69,12 +73,7 @@ def _outcome(call) -> tuple:
     except DomainError as error:
         return ("refused", type(error).__name__, str(error), getattr(error, "field", None), getattr(error, "code", None))
     # The record and both of its accounts as the caller sees them: every column the rules read, and the company.
-    recent = timezone.now() - timedelta(minutes=10)  # an alert sent by the run: when, not the instant
-
-    def seen(value):
-        return ("this run" if value > recent else "before") if isinstance(value, datetime) else value
-
-    accounts = tuple(tuple(seen(getattr(account, name)) for name in fastsql.ACCOUNT_COLUMNS if name != "id")
+    accounts = tuple(tuple(_when(getattr(account, name)) for name in fastsql.ACCOUNT_COLUMNS if name != "id")
                      + (account.enterprise.company_id if account.enterprise_id else None,)
                      for account in (record.payer, record.payee))
     return ("transferred", record.kind, record.payer_id, record.payee_id, record.amount, record.remark,
