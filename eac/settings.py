@@ -100,6 +100,8 @@ WSGI_APPLICATION = "eac.wsgi.application"
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 _db = dj_database_url.parse(DATABASE_URL)
 if _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, whose pool checks every idle connection once it finds a dead one (core/postgresql/).
+    _db["ENGINE"] = "core.postgresql"
     _db["CONN_MAX_AGE"] = 0  # the pool keeps connections
     # The pool checks a connection when it hands it out (Django passes psycopg_pool's check_connection), so
     # a connection the server ended while it sat idle in the pool (restart, pg_terminate_backend) is replaced

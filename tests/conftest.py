@@ -8,7 +8,7 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` need PostgreSQL; on SQLite they are skipped, saying why."""
     from django.conf import settings
 
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test")
         for item in items:
             if "postgres" in item.keywords:

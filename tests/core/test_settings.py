@@ -54,7 +54,7 @@ def test_settings_read_the_environment(monkeypatch):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(" ", 4)[:4] == ["USD", "['a.example',", "'b.example']", "False"]
-    assert "django.db.backends.postgresql" in out.stdout and "'max_size': 7" in out.stdout
+    assert "core.postgresql" in out.stdout and "'max_size': 7" in out.stdout
 
 
 @pytest.mark.parametrize("value", ["staging", "prod"])
