@@ -12,6 +12,7 @@ ratios (with / without), and the share of HOT updates PostgreSQL made on account
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import subprocess
 import sys
@@ -63,5 +64,6 @@ def main():
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("DEBUG", "0")  # the service clients run as production runs them (as bench_transfers.py)
     mp.set_start_method("spawn")
     main()
