@@ -76,6 +76,10 @@ class TransferForm(IdempotentForm):
 
     def __init__(self, *args, payer_choices=(), source_choices=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.set_choices(payer_choices, source_choices)
+
+    def set_choices(self, payer_choices, source_choices) -> None:
+        """The accounts the two lists offer (what is valid, and what the form shows); errors found stay."""
         self.fields["payer"].choices = [("", "Choose the transfer-out account")] + list(payer_choices)
         self.fields["source"].choices = [("", "Choose an account that transferred to this one")] + list(source_choices)
 

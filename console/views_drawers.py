@@ -7,6 +7,7 @@ empty drawer, the flash message out of band and ``HX-Trigger: accountChanged`` (
 without HTMX); on a refusal the drawer again, with the reason at the field and nothing changed.
 """
 
+import functools
 import re
 
 from django.contrib import messages
@@ -144,32 +145,48 @@ def _preview_side(title: str, side: dict) -> dict:
 PAYER_CHOICES_LIMIT = 50
 
 
-def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=None):
+def _chosen_pk(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=None, selected_source=None,
+                      only_selected: bool = False):
     """The transfer-out accounts (with their transferable amount) and the withdrawal sources (with theirs).
 
     An enterprise may have thousands of accounts: the transfer-out list shows at most 50, those with the most own
     cash first, narrowed by a search on name or account ID; the chosen one is always kept in the list.
+
+    ``only_selected``: each list holds only the chosen account, if it is a valid choice (the same ones the full
+    lists accept: any visible account but this one, any past source of the same enterprise), for a confirm,
+    which renders no list when it goes through.
     """
     candidates = selectors.visible_accounts(user).exclude(pk=account.pk).select_related("enterprise")
-    query = (payer_query or "").strip()[:100]
-    matching = candidates.filter(Q(name__icontains=query) | Q(account_id__startswith=query)) if query else candidates
-    shown = list(matching.order_by("-own_cash", "name", "pk")[:PAYER_CHOICES_LIMIT + 1])
-    more = len(shown) > PAYER_CHOICES_LIMIT
-    shown = shown[:PAYER_CHOICES_LIMIT]
-    try:
-        selected = int(selected_payer) if selected_payer not in (None, "") else None
-    except (TypeError, ValueError):
-        selected = None
-    if selected is not None and selected not in {a.pk for a in shown}:
-        chosen = candidates.filter(pk=selected).first()
-        if chosen is not None:
-            shown.insert(0, chosen)
+    sources = selectors.withdrawal_sources(account).filter(enterprise_id=account.enterprise_id).select_related(
+        "enterprise")
+    selected = _chosen_pk(selected_payer)
+    if only_selected:
+        shown = list(candidates.filter(pk=selected)) if selected is not None else []
+        sources = sources.filter(pk=_chosen_pk(selected_source)) if _chosen_pk(selected_source) is not None \
+            else sources.none()
+        query, more = "", False
+    else:
+        query = (payer_query or "").strip()[:100]
+        matching = (candidates.filter(Q(name__icontains=query) | Q(account_id__startswith=query)) if query
+                    else candidates)
+        shown = list(matching.order_by("-own_cash", "name", "pk")[:PAYER_CHOICES_LIMIT + 1])
+        more = len(shown) > PAYER_CHOICES_LIMIT
+        shown = shown[:PAYER_CHOICES_LIMIT]
+        if selected is not None and selected not in {a.pk for a in shown}:
+            chosen = candidates.filter(pk=selected).first()
+            if chosen is not None:
+                shown.insert(0, chosen)
     payers = {a.pk: a for a in shown}
     payer_choices = [(a.pk, f"{label(a)} · transferable {format_money(selectors.transferable_amount(a))}")
                      for a in shown]
-    withdrawable = selectors.withdrawable_amounts(
-        selectors.withdrawal_sources(account).filter(enterprise_id=account.enterprise_id).select_related("enterprise"),
-        account)
+    withdrawable = selectors.withdrawable_amounts(sources, account)
     sources = {s.pk: s for s, _ in withdrawable}
     source_choices = [(s.pk, f"{label(s)} · withdrawable {format_money(amount)}") for s, amount in withdrawable]
     return payers, payer_choices, sources, source_choices, {"query": query, "more": more}
@@ -182,13 +199,19 @@ def transfer_drawer(request, pk):
     X's transfer book balance; Withdraw moves it from X back to one of X's past sources."""
     account = admin_account(request, pk)
     data = request.POST if request.method == "POST" else request.GET
-    payers, payer_choices, sources, source_choices, payer_search = _transfer_choices(
-        account, request.user, payer_query=data.get("payer_q", ""), selected_payer=data.get("payer"))
-    choices = {"payer_choices": payer_choices, "source_choices": source_choices}
     kind = TransferForm.TYPE_WITHDRAW if data.get("type") == TransferForm.TYPE_WITHDRAW else TransferForm.TYPE_TRANSFER
     step = request.POST.get("step", "edit") if request.method == "POST" else "edit"
     if step not in ("edit", "switch", "review", "confirm"):
         step = "edit"  # only an explicit confirm moves money; anything else shows the form again
+    # A confirm that goes through shows no list: it reads only the chosen accounts, not up to 50 transfer-out
+    # accounts and every withdrawal source with their figures (most of a confirm's time: bench/RESULTS.md, section
+    # 2). When it does not go through, the lists are read below, before the form is shown again.
+    confirming = request.method == "POST" and step == "confirm"
+    lists = functools.partial(_transfer_choices, account, request.user, payer_query=data.get("payer_q", ""),
+                              selected_payer=data.get("payer"))
+    payers, payer_choices, sources, source_choices, payer_search = lists(
+        selected_source=data.get("source"), only_selected=confirming) if confirming else lists()
+    choices = {"payer_choices": payer_choices, "source_choices": source_choices}
     preview = None
 
     if request.method == "GET" or step in ("edit", "switch"):
@@ -212,6 +235,9 @@ def transfer_drawer(request, pk):
             if record is not None:
                 return drawer_success(request, _transfer_message(record))
             step = "edit"
+        if confirming:  # refused or invalid: the form is shown again, with its full lists and its errors
+            payers, payer_choices, sources, source_choices, payer_search = lists()
+            form.set_choices(payer_choices, source_choices)
     if step == "edit" and form.is_bound and form.errors:
         account.refresh_from_db()
     return render_drawer(request, "console/drawers/transfer.html", {

@@ -320,3 +320,50 @@ def test_drawer_query_count_does_not_grow_with_the_withdrawal_sources_R_TR_4(cli
     html = client.get(world.url, {"type": "withdraw"}, headers=HX).content.decode()
     assert "Source 11" in html and html.count("· withdrawable 1.00") == 12
     assert _confirm_queries(client, world, django_assert_max_num_queries, 40) == few
+
+
+def _choice_values(response, field):
+    return [value for value, _ in response.context["form"].fields[field].choices if value != ""]
+
+
+def test_a_refused_confirm_shows_the_form_again_with_its_full_lists_R_TR_8(client, world):
+    """A confirm reads only the chosen accounts; when it does not go through, the form comes back with the same
+    lists as the edit step (transfer-out accounts and withdrawal sources), the error at its field, and the typed
+    values."""
+    services.transfer_create(actor=world.admin, payer=world.a, payee=world.b, amount="10.00", remark="first")
+    others = [fund(make_account(enterprise=world.enterprise, name=f"Other {i}"), "5.00") for i in range(3)]
+    services.transfer_create(actor=world.admin, payer=others[0], payee=world.b, amount="1.00", remark="second")
+    edit = client.get(world.url, headers=HX)
+    data = {"type": "transfer", "payer": world.a.pk, "amount": "990.01", "remark": "too much",
+            "idempotency_key": "k-full-lists"}
+    refused = post(client, world.url, "confirm", **data)
+    assert refused.status_code == 200 and "HX-Trigger" not in refused
+    assert refused.context["form"].errors["amount"] == [
+        services.MSG_OVER_TRANSFERABLE.format(limit="990.00", amount="990.01")]
+    assert sorted(_choice_values(refused, "payer")) == sorted(_choice_values(edit, "payer"))
+    assert {world.a.pk, world.ma.pk, *(o.pk for o in others)} <= set(_choice_values(refused, "payer"))
+    assert sorted(_choice_values(refused, "source")) == sorted([world.a.pk, others[0].pk])
+    assert refused.context["has_sources"] is True
+    html = refused.content.decode()
+    assert "Other 2" in html and 'value="990.01"' in html
+    assert TransferRecord.objects.count() == 2
+
+
+@pytest.mark.parametrize("field,value", [("payer", "not-a-number"), ("payer", "-1"), ("source", "x")])
+def test_a_confirm_with_a_choice_that_is_no_account_is_refused_at_its_field_R_TR_1(client, world, field, value):
+    kind = "transfer" if field == "payer" else "withdraw"
+    response = post(client, world.url, "confirm", type=kind, amount="1.00", remark="odd", idempotency_key="k-odd",
+                    **{field: value})
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not TransferRecord.objects.exists()
+
+
+def test_a_confirm_to_a_source_that_never_transferred_here_is_refused_at_the_source_R_TR_4(client, world):
+    stranger = fund(make_account(enterprise=world.enterprise, name="Stranger"), "50.00")
+    response = post(client, world.url, "confirm", type="withdraw", source=stranger.pk, amount="1.00",
+                    remark="back", idempotency_key="k-stranger")
+    assert response.status_code == 200
+    assert "source" in response.context["form"].errors
+    assert not TransferRecord.objects.exists()
+    assert balances(stranger) == [(Decimal("50.00"), Decimal("0.00"))]
