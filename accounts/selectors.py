@@ -131,13 +131,20 @@ def _withdrawable(target: Account, remaining_revocable: Decimal) -> Decimal:
     return max(ZERO, min(target.transfer_book_balance, remaining_revocable, target.available_credit))
 
 
-def withdrawal_sources(target: Account):
+def withdrawal_sources(target: Account, *, including_withdrawn: bool = False):
     """The accounts that transferred to ``target`` and may withdraw: a pair with something revocable.
+
+    ``including_withdrawn`` also keeps those whose transfers to ``target`` were all withdrawn already (a
+    withdrawable amount of 0.00): the withdrawal that emptied a pair, sent again with its idempotency key, must
+    reach the service to get its first result (R-TR-7), which refuses a new one with its withdrawable amount.
 
     Each carries ``remaining_revocable_to_target``, its pair's remaining revocable amount, so that
     ``withdrawable_amounts`` needs no query per source.
     """
-    return Account.objects.filter(pairs_as_source__target=target, pairs_as_source__remaining_revocable__gt=0).annotate(
+    pairs = Q(pairs_as_source__target=target)
+    if not including_withdrawn:
+        pairs &= Q(pairs_as_source__remaining_revocable__gt=0)
+    return Account.objects.filter(pairs).annotate(
         remaining_revocable_to_target=F("pairs_as_source__remaining_revocable")).order_by("name")
 
 

@@ -159,13 +159,14 @@ def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=No
     An enterprise may have thousands of accounts: the transfer-out list shows at most 50, those with the most own
     cash first, narrowed by a search on name or account ID; the chosen one is always kept in the list.
 
-    ``only_selected``: each list holds only the chosen account, if it is a valid choice (the same ones the full
-    lists accept: any visible account but this one, any past source of the same enterprise), for a confirm,
-    which renders no list when it goes through.
+    ``only_selected``: each list holds only the chosen account, if it is a valid choice, for a confirm, which
+    renders no list when it goes through. The same accounts as the full lists (any visible account but this one;
+    a past source of the same enterprise), and also a source whose transfers here were all withdrawn: the
+    withdrawal that did it, sent again with its key, gets its first result from the service (R-TR-7).
     """
     candidates = selectors.visible_accounts(user).exclude(pk=account.pk).select_related("enterprise")
-    sources = selectors.withdrawal_sources(account).filter(enterprise_id=account.enterprise_id).select_related(
-        "enterprise")
+    sources = selectors.withdrawal_sources(account, including_withdrawn=only_selected).filter(
+        enterprise_id=account.enterprise_id).select_related("enterprise")
     selected = _chosen_pk(selected_payer)
     if only_selected:
         shown = list(candidates.filter(pk=selected)) if selected is not None else []

@@ -367,3 +367,24 @@ def test_a_confirm_to_a_source_that_never_transferred_here_is_refused_at_the_sou
     assert "source" in response.context["form"].errors
     assert not TransferRecord.objects.exists()
     assert balances(stranger) == [(Decimal("50.00"), Decimal("0.00"))]
+
+
+def test_a_withdrawal_of_everything_sent_twice_with_its_key_answers_the_first_result_R_TR_7(client, world):
+    """The first confirm empties the pair, so the source leaves the drawer's list; the same confirm sent again (a
+    double click, a retry after a lost answer) still reaches the service, which replays the first result."""
+    services.transfer_create(actor=world.admin, payer=world.a, payee=world.b, amount="40.00", remark="budget")
+    key = key_of(client, world.url, type="withdraw")
+    data = {"type": "withdraw", "source": world.a.pk, "amount": "40.00", "remark": "all back", "idempotency_key": key}
+    first = post(client, world.url, "confirm", **data)
+    again = post(client, world.url, "confirm", **data)
+    for response in (first, again):
+        assert response.headers.get("HX-Trigger") == "accountChanged", response.content.decode()[:500]
+        assert "Withdrew 40.00 from Beta" in response.content.decode()
+    assert TransferRecord.objects.filter(kind="withdrawal").count() == 1
+    assert balances(world.a, world.b) == [(Decimal("1000.00"), Decimal("0.00")), (Decimal("0.00"), Decimal("0.00"))]
+    # A new request from the emptied pair is refused with the figure, and the form comes back without that source.
+    refused = post(client, world.url, "confirm", **{**data, "idempotency_key": "k-new"})
+    assert refused.context["form"].errors["amount"] == [
+        services.MSG_OVER_WITHDRAWABLE.format(limit="0.00", amount="40.00")]
+    assert _choice_values(refused, "source") == []
+    assert TransferRecord.objects.filter(kind="withdrawal").count() == 1
