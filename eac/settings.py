@@ -113,6 +113,14 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         # the hot money statements of accounts/fastsql.py, which ask for it, are parsed and planned once per
         # connection. Django's own queries bind client-side and are never prepared either way.
         "prepare_threshold": int(os.environ.get("DB_PREPARE_THRESHOLD", "5")),
+        # A connection whose server vanished (a network cut, a host down) fails within seconds instead of after
+        # the kernel's TCP retries (minutes): keepalives while idle, and at most 10 s for sent data to be
+        # acknowledged (libpq's tcp_user_timeout, in ms). The pool's check of an idle connection relies on it.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10000,
         "pool": {
             "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
             "max_size": int(os.environ.get("DB_POOL_MAX", "20")),
