@@ -20,7 +20,7 @@ from core.audit import audit_event, audit_json
 from core.context import current_ip
 from core.db import atomic_service, drop_broken_connection, is_connection_lost, is_retryable
 from core.errors import DomainError, PermissionDenied
-from core.models import IdempotencyKey
+from core.models import IDEMPOTENCY_KEY_CONSTRAINT, IdempotencyKey
 from core.money import ZERO, format_money, parse_amount
 from core.notifications import notify_account
 
@@ -465,7 +465,7 @@ _RECORD_FIELDS = ["id", "kind", "payer_id", "payee_id", "amount", "remark", "act
 
 def _is_idempotency_key_conflict(exc: IntegrityError) -> bool:
     diag = getattr(exc.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None) == IdempotencyKey.KEY_CONSTRAINT
+    return getattr(diag, "constraint_name", None) == IDEMPOTENCY_KEY_CONSTRAINT
 
 
 def _transfer_record(*, kind, record_id, operation_id, payer, payee, amount, remark, actor, at) -> TransferRecord:

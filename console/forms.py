@@ -14,6 +14,14 @@ from core.errors import DomainError
 from core.money import parse_amount
 
 
+def int_param(value, default=None):
+    """A whole number from a query string or form value (an id, a page), or ``default`` when it is none."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def new_idempotency_key() -> str:
     """A fresh key for one money form, made when the form is shown (R-TR-7)."""
     return uuid.uuid4().hex

@@ -28,6 +28,7 @@ from accounts.models import Account, AlertEvent, Bill, Charge, Folder, TopUp
 from sharing import selectors as sharing_selectors
 
 from . import summary
+from .forms import int_param
 from .resources import export_filename, write_xlsx
 
 PAGE_SIZES = (20, 50, 100, 500)
@@ -92,13 +93,6 @@ def _fragment(request) -> str | None:
 
 # --- Table state in the URL ------------------------------------------------------------------------
 
-def _int(value, default=None):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 @dataclass(frozen=True)
 class TableState:
     """Search, filters, sort and page of the table, read from and written to the query string."""
@@ -116,14 +110,14 @@ class TableState:
         if sort.lstrip("-") not in selectors.ACCOUNT_TABLE_SORTS:
             sort = DEFAULT_SORT
         alert = query.get("alert", "")
-        size = _int(query.get("size"), DEFAULT_PAGE_SIZE)
+        size = int_param(query.get("size"), DEFAULT_PAGE_SIZE)
         return cls(
             q=query.get("q", "").strip()[:100],
-            folder=_int(query.get("folder")),
+            folder=int_param(query.get("folder")),
             alert=alert if alert in selectors.ACCOUNT_TABLE_ALERT_FILTERS else "",
             sort=sort,
             size=size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE,
-            page=max(1, _int(query.get("page"), 1)),
+            page=max(1, int_param(query.get("page"), 1)),
         )
 
     def query(self, **changes) -> str:

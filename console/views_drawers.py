@@ -32,6 +32,7 @@ from .forms import (
     TransferFilterForm,
     TransferForm,
     add_domain_error,
+    int_param,
     new_idempotency_key,
 )
 
@@ -145,13 +146,6 @@ def _preview_side(title: str, side: dict) -> dict:
 PAYER_CHOICES_LIMIT = 50
 
 
-def _chosen_pk(value) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=None, selected_source=None,
                       only_selected: bool = False):
     """The transfer-out accounts (with their transferable amount) and the withdrawal sources (with theirs).
@@ -167,11 +161,11 @@ def _transfer_choices(account, user, *, payer_query: str = "", selected_payer=No
     candidates = selectors.visible_accounts(user).exclude(pk=account.pk).select_related("enterprise")
     sources = selectors.withdrawal_sources(account, including_withdrawn=only_selected).filter(
         enterprise_id=account.enterprise_id).select_related("enterprise")
-    selected = _chosen_pk(selected_payer)
+    selected = int_param(selected_payer)
     if only_selected:
         shown = list(candidates.filter(pk=selected)) if selected is not None else []
-        sources = sources.filter(pk=_chosen_pk(selected_source)) if _chosen_pk(selected_source) is not None \
-            else sources.none()
+        source = int_param(selected_source)
+        sources = sources.filter(pk=source) if source is not None else sources.none()
         query, more = "", False
     else:
         query = (payer_query or "").strip()[:100]
@@ -209,9 +203,8 @@ def transfer_drawer(request, pk):
     # 2). When it does not go through, the lists are read below, before the form is shown again.
     confirming = request.method == "POST" and step == "confirm"
     lists = functools.partial(_transfer_choices, account, request.user, payer_query=data.get("payer_q", ""),
-                              selected_payer=data.get("payer"))
-    payers, payer_choices, sources, source_choices, payer_search = lists(
-        selected_source=data.get("source"), only_selected=confirming) if confirming else lists()
+                              selected_payer=data.get("payer"), selected_source=data.get("source"))
+    payers, payer_choices, sources, source_choices, payer_search = lists(only_selected=confirming)
     choices = {"payer_choices": payer_choices, "source_choices": source_choices}
     preview = None
 

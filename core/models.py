@@ -86,7 +86,7 @@ class Message(models.Model):
         return self.title
 
 
-IDEMPOTENCY_KEY_CONSTRAINT = "idempotency_key_unique"
+IDEMPOTENCY_KEY_CONSTRAINT = "idempotency_key_unique"  # what a second request with a used key runs into
 
 
 class IdempotencyKey(models.Model):
@@ -103,8 +103,6 @@ class IdempotencyKey(models.Model):
         # A constraint rather than ``unique=True``: the same unique index, without the extra
         # ``varchar_pattern_ops`` index PostgreSQL gets for LIKE on a unique CharField (never used here).
         constraints = [models.UniqueConstraint(fields=["key"], name=IDEMPOTENCY_KEY_CONSTRAINT)]
-
-    KEY_CONSTRAINT = IDEMPOTENCY_KEY_CONSTRAINT  # what a second request with a used key runs into
 
     def __str__(self):
         return self.key

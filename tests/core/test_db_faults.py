@@ -10,7 +10,6 @@ import threading
 import time
 from unittest import mock
 
-import psycopg
 import pytest
 from django.db import OperationalError, connection
 
@@ -18,16 +17,12 @@ from accounts import services
 from accounts.ledger import ledger_differences
 from accounts.models import Account, TopUp
 from core.db import atomic_service
+from tests.postgres import raw_connection
 from tests.books import D, figures
 from tests.factories import fund, make_account
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-
-def _raw() -> psycopg.Connection:
-    s = connection.settings_dict
-    return psycopg.connect(dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None,
-                           host=s["HOST"] or None, port=s["PORT"] or None, autocommit=True)
 
 
 def _terminate_others(raw) -> int:
@@ -40,7 +35,7 @@ def _terminate_others(raw) -> int:
 def test_top_up_whose_connection_is_killed_before_commit_is_run_again_once_R_TR_7(ent, manager):
     enterprise, ma, admin = ent
     account = fund(make_account(enterprise=enterprise), "100.00")
-    blocker, killer = _raw(), _raw()
+    blocker, killer = raw_connection(), raw_connection()
     blocker.execute("BEGIN")
     blocker.execute(f"SELECT 1 FROM {Account._meta.db_table} WHERE id = %s FOR UPDATE", [account.pk])
     outcome = {}
@@ -100,7 +95,7 @@ def test_a_lost_connection_in_the_body_is_run_again_on_a_new_connection_R_TR_7(e
     enterprise, ma, admin = ent
     account = make_account(enterprise=enterprise, name="Before")
     pids = []
-    killer = _raw()
+    killer = raw_connection()
 
     @atomic_service
     def rename():
@@ -119,15 +114,15 @@ def test_a_lost_connection_in_the_body_is_run_again_on_a_new_connection_R_TR_7(e
 def test_pool_replaces_connections_killed_while_idle_R_TR_7(ent):
     """The idle connections of a fresh pool (min_size 2) all killed: the next query works.
 
-    psycopg_pool checks dead idle connections one at a time, sleeping 1, 2, 4, 8 s in between, so a pool
-    holding more than about three dead idle connections still times out (10 s); see bench/BANK.md.
+    More dead idle connections than that, found one at a time, would outlast the pool timeout without the
+    console's whole-pool check: tests/core/test_db_pool.py, bench/BANK.md.
     """
     enterprise, ma, admin = ent
     connection.close()
     connection.close_pool()  # a fresh pool: what a gunicorn sync worker holds
     connection.ensure_connection()
     connection.close()  # back to the pool, idle
-    killer = _raw()
+    killer = raw_connection()
     assert _terminate_others(killer) >= 1
     for _ in range(100):
         if killer.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "

@@ -5,22 +5,17 @@ ones outlast a 4 s wait (and more than four the console's 10 s pool timeout). Th
 dead one found start a check of every idle connection, so the request's next attempt gets a live one.
 """
 
-import psycopg
 import pytest
 from django.db import connection
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.postgresql.base import check_or_sweep
+from tests.postgres import raw_connection
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 DEAD = 5
 
-
-def _raw() -> psycopg.Connection:
-    s = connection.settings_dict
-    return psycopg.connect(dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None,
-                           host=s["HOST"] or None, port=s["PORT"] or None, autocommit=True)
 
 
 def _fresh_pool_with_dead_idle_connections(count: int) -> ConnectionPool:
@@ -35,7 +30,7 @@ def _fresh_pool_with_dead_idle_connections(count: int) -> ConnectionPool:
     for conn in conns:
         pool.putconn(conn)
     assert pool.get_stats()["pool_available"] == count
-    with _raw() as raw:
+    with raw_connection() as raw:
         for pid in pids:
             assert raw.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone() == (True,)
     return pool
