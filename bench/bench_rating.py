@@ -114,6 +114,43 @@ def build(args, rng):
     return enterprise
 
 
+def compare_streaming(args, compared, backend) -> int:
+    """Rate the pending records batch by batch, alternating ``_DeductionWriter.streaming`` on and off, so that
+    both ways run on the same data under the same load (this VM's speed drifts by a third within minutes)."""
+    from sharing import rating
+
+    done, streaming = 0, True
+    try:
+        while True:
+            rating._DeductionWriter.streaming = streaming
+            t0, py0, db0 = time.perf_counter(), time.process_time(), backend()
+            n = rate_batch(batch_size=args.batch_size)
+            if not n:
+                return done
+            seconds, py, db = time.perf_counter() - t0, time.process_time() - py0, backend() - db0
+            count, total, py_total, db_total = compared.get(streaming, (0, 0.0, 0.0, 0.0))
+            compared[streaming] = (count + n, total + seconds, py_total + py, db_total + db)
+            done += n
+            streaming = not streaming
+    finally:
+        rating._DeductionWriter.streaming = True
+
+
+def cpu_reference() -> float:
+    """Microseconds per loop of a fixed piece of Decimal arithmetic (what ``python -m timeit`` would time): how fast
+    this VM's CPU is at the moment, since its speed drifts (1.85 to 3.9 us on the VM of 2026-11-23)."""
+    from decimal import Decimal as D
+
+    best = None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(100_000):
+            str(D("1.25") * D("3.5") + D("0.01"))
+        took = (time.perf_counter() - t0) * 10  # us per loop
+        best = took if best is None else min(best, took)
+    return best
+
+
 def _status_mb(key: str) -> float:
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
@@ -163,7 +200,16 @@ def main():
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", metavar="FILE", help="profile the timed part with pyinstrument into FILE")
     parser.add_argument("--timings", action="store_true", help="print the time spent per kind of SQL statement")
+    parser.add_argument("--deduction-chunk", type=int, help="records rated between two writes of deduction lines "
+                        "(sharing.rating.DEDUCTION_CHUNK)")
+    parser.add_argument("--compare-streaming", action="store_true",
+                        help="rate the batches alternately with the deduction lines written while rating (the "
+                             "default) and after it, and print the rate of each")
     args = parser.parse_args()
+    if args.deduction_chunk:
+        from sharing import rating
+
+        rating.DEDUCTION_CHUNK = args.deduction_chunk
     call_command("migrate", verbosity=0)
     UsagePending.objects.all().delete()  # leftovers of a broken run: this run rates its own records only
     rng = random.Random(args.seed)
@@ -229,6 +275,40 @@ def main():
 
         rating._insert = timed_insert
 
+        def timed_copy(writer, sql):
+            """One chunk of deduction lines, in the writer's thread (the rating makes no query meanwhile, so the
+            backend's CPU over it is the chunk's)."""
+            t0, c0 = time.perf_counter(), backend()
+            with writer.raw.cursor() as cursor, cursor.copy(sql) as copy:
+                copy.write(writer_data[0])
+            key = "COPY sharing_deduction chunks (writer thread, while rating)"
+            timings[key][0] += 1
+            timings[key][1] += time.perf_counter() - t0
+            timings[key][2] += backend() - c0
+
+        writer_data = [None]
+        plain_chunks, plain_exit = rating._DeductionWriter._copy_chunks, rating._DeductionWriter.__exit__
+
+        def copy_chunks(writer):
+            while (data := writer.chunks.get()) is not None:
+                if writer.error is None:
+                    writer_data[0] = data
+                    try:
+                        timed_copy(writer, writer.sql)
+                    except BaseException as exc:  # noqa: BLE001
+                        writer.error = exc
+
+        def exit_(writer, *exc_info):
+            t0 = time.perf_counter()
+            try:
+                return plain_exit(writer, *exc_info)
+            finally:
+                key = "(the rating waiting for the writer's last chunks, wall only)"
+                timings[key][0] += 1
+                timings[key][1] += time.perf_counter() - t0
+
+        rating._DeductionWriter._copy_chunks, rating._DeductionWriter.__exit__ = copy_chunks, exit_
+
         plain_commit = connection.commit
 
         def timed_commit():
@@ -240,12 +320,16 @@ def main():
 
         connection.commit = timed_commit
     db_cpu = backend()
+    reference_before = cpu_reference()
 
     started = time.perf_counter()
     cpu = time.process_time()
+    compared = {}
     if args.timings:
         with connection.execute_wrapper(timed):
             done += rate_pending(batch_size=args.batch_size, through_service=args.service)
+    elif args.compare_streaming:
+        done += compare_streaming(args, compared, backend)
     else:
         done += rate_pending(batch_size=args.batch_size, through_service=args.service)
     elapsed = time.perf_counter() - started
@@ -255,6 +339,7 @@ def main():
         profiler.stop()
         Path(args.profile).write_text(profiler.output_text(show_all=False))
     peak_mb = _peak_rss_mb()
+    reference_after = cpu_reference()
     if timings:
         print(f"  {'wall s':>7} {'db CPU s':>8} {'count':>6}  statement")
     for key, (n, seconds, db_seconds) in sorted(timings.items(), key=lambda kv: -kv[1][2]):
@@ -269,10 +354,16 @@ def main():
           f"{' + COPYs' if connection.vendor == 'postgresql' and not args.service else ''} for the first batch) "
           f"in {elapsed:.2f} s (+ the first batch): {(done - len(first)) / elapsed:,.0f} records/s")
     rated = done - len(first)
+    for streaming, (n, seconds, py, db) in sorted(compared.items(), reverse=True):
+        print(f"  deduction lines written {'while rating' if streaming else 'after rating '}: {n} records in "
+              f"{seconds:.2f} s, {n / seconds:,.0f} records/s; CPU python {py:.2f} s + backend {db:.2f} s, "
+              f"wall / CPU {seconds / (py + db):.2f}")
     if db_cpu:
         print(f"CPU: python {cpu:.2f} s + database backend {db_cpu:.2f} s = {cpu + db_cpu:.2f} s for {rated} records: "
               f"{rated / (cpu + db_cpu):,.0f} records per CPU second (what one core each way sustains without "
               f"other load; load average now {os.getloadavg()[0]:.1f})")
+    print(f"CPU reference (Decimal arithmetic, best of 3): {reference_before:.2f} us per loop before the rating, "
+          f"{reference_after:.2f} after (lower is a faster CPU)")
     print(f"python process CPU {cpu:.2f} s of {elapsed:.2f} s wall; "
           f"peak memory while rating (VmHWM, reset before): {peak_mb:,.0f} MB (RSS when it started: {rss_before:,.0f} MB)")
     print("paid by: " + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + f"; usage total {total}; "

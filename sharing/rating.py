@@ -4,8 +4,11 @@ A batch of unrated records is rated in one transaction with a fixed number of qu
 the records (taken off the rating queue, ``UsagePending``), their accounts (locked, by primary key), the
 candidate grants and assets (locked, by primary key), their per-hour consumption, the ids of the new
 operations and charges, then one set-based write per table (``COPY`` on PostgreSQL, ``executemany`` on
-SQLite) and one statement each for the per-hour consumption, the coupons and the balances. Records are rated
-in record order (primary key), so a savings plan's hourly commitment is used up in that order (R-US-5).
+SQLite) and one statement each for the per-hour consumption, the coupons and the balances. On PostgreSQL the
+deduction lines are the exception: they go in chunks of ``DEDUCTION_CHUNK`` records, one ``COPY`` each, written
+by a thread while the rating goes on (``_DeductionWriter``), so that the server's work on them overlaps the
+rating's Python. Records are rated in record order (primary key), so a savings plan's hourly commitment is used
+up in that order (R-US-5).
 
 Per record, in the order of R-US-2: reserved instances, SCU packages, savings plans, coupons, then the
 account's balance (R-MON-5). Within a type the account's own assets come before shared ones, then the one
@@ -49,7 +52,10 @@ same alert evaluation. Tests hold that both give identical rows and a clean ledg
 """
 
 import gc
+import queue
 import re
+import sys
+import threading
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import timedelta
@@ -70,6 +76,7 @@ from .models import DEDUCTION_ORDER, Asset, AssetHourUsage, AssetType, Deduction
 QUANTUM = Decimal("0.000001")
 TYPE_RANK = {t.value: i for i, t in enumerate(DEDUCTION_ORDER)}
 DEFAULT_BATCH = 10000
+DEDUCTION_CHUNK = 2500  # records rated between two writes of deduction lines (see ``_DeductionWriter``)
 
 RI, SCU, SP, COUPON = (AssetType.RESERVED_INSTANCE.value, AssetType.SCU_PACKAGE.value, AssetType.SAVINGS_PLAN.value,
                        AssetType.COUPON.value)
@@ -304,16 +311,26 @@ def _insert(model, columns: tuple[str, ...], rows: list) -> None:
     qn = connection.ops.quote_name
     column_list = ", ".join(qn(f.column) for f in fields)
     if connection.vendor == "postgresql":
-        data = ("\n".join(["\t".join(map(str, row)) for row in rows]) + "\n").encode()
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
-            with cursor.copy(f"COPY {qn(_table(model))} ({column_list}) FROM STDIN") as copy:
-                copy.write(data)
+            with cursor.copy(_copy_statement(model, columns)) as copy:
+                copy.write(_copy_data(rows))
         return
     placeholders = ", ".join(["%s"] * len(fields))
     prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row)] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {qn(_table(model))} ({column_list}) VALUES ({placeholders})", prepared)
+
+
+def _copy_statement(model, columns: tuple[str, ...]) -> str:
+    qn = connection.ops.quote_name
+    column_list = ", ".join(qn(model._meta.get_field(name).column) for name in columns)
+    return f"COPY {qn(_table(model))} ({column_list}) FROM STDIN"
+
+
+def _copy_data(rows: list) -> bytes:
+    """``COPY``'s text format of ``rows``, whose values were made with ``_Values``."""
+    return ("\n".join(["\t".join(map(str, row)) for row in rows]) + "\n").encode()
 
 
 def _update(model, columns: tuple[str, ...], rows: list[tuple], *, casts: tuple[str, ...]) -> None:
@@ -387,28 +404,47 @@ class _Run:
         self.amount, self.at, self.records = ZERO, None, []
 
 
-def _runs(items: list[tuple]) -> tuple[list[_Run], list[_Run]]:
-    """The runs of ``items`` ((record, amount) in record order), in the order they start, and the run of
-    each item."""
-    runs, of_item = [], []
-    current: dict[int, _Run] = {}
-    due_dates: dict = {}
-    due_days = timedelta(days=settings.EAC_BILL_DUE_DAYS)
-    for record, amount in items:
-        account_id, at = record[R_ACCOUNT], record[R_BILLED]
-        due = due_dates.get(at)
+class _Runs:
+    """The runs of a batch, made as its balance parts come, in record order: ``add`` puts a record's balance
+    part in its account's current run, or starts a new one when the account has none yet or when the bill of
+    this record would fall due on another day."""
+
+    def __init__(self):
+        self.runs: list[_Run] = []
+        self._current: dict[int, _Run] = {}
+        self._due_dates: dict = {}
+        self._due_days = timedelta(days=settings.EAC_BILL_DUE_DAYS)
+
+    def due(self, at):
+        due = self._due_dates.get(at)
         if due is None:
-            due = due_dates[at] = timezone.localdate(at) + due_days
-        run = current.get(account_id)
+            due = self._due_dates[at] = timezone.localdate(at) + self._due_days
+        return due
+
+    def add(self, record, amount) -> _Run:
+        account_id, at = record[R_ACCOUNT], record[R_BILLED]
+        due = self.due(at)
+        run = self._current.get(account_id)
         if run is None or run.due != due:
-            run = current[account_id] = _Run(account_id, due, len(runs))
-            runs.append(run)
+            run = self._current[account_id] = _Run(account_id, due, len(self.runs))
+            self.runs.append(run)
         run.amount += amount
         if run.at is None or at > run.at:
             run.at = at
         run.records.append(record)
-        of_item.append(run)
-    return runs, of_item
+        return run
+
+    def most(self, records) -> int:
+        """The most runs ``records`` can make: the runs they would make if each had a balance part. Each run of
+        the batch starts in a different one of these (between two records of an account in one of them, every
+        record of the account falls due the same day, so no new run starts), so there are never more."""
+        count, last = 0, {}
+        for record in records:
+            due = self.due(record[R_BILLED])
+            if last.get(record[R_ACCOUNT]) != due:
+                last[record[R_ACCOUNT]] = due
+                count += 1
+        return count
 
 
 def _run_description(run: _Run, hours: dict | None = None) -> str:
@@ -419,12 +455,13 @@ def _run_description(run: _Run, hours: dict | None = None) -> str:
     return f"Usage of {len(run.records)} records, {first[R_RECORD_ID]} to {last[R_RECORD_ID]}"[:200]
 
 
-def _charge_all(runs: list[_Run], accounts: dict[int, list], values: _Values) -> list[int]:
+def _charge_all(runs: list[_Run], accounts: dict[int, list], values: _Values, operation_ids: list[int],
+                charge_ids: list[int]) -> None:
     """Charge each run to its account's balance, exactly as ``accounts.services.charge`` would (R-MON-5), with
     set-based writes: one insert per table and one update of the balances. ``accounts``
     maps pk to [own cash, transfer book, outstanding, credit limit, alert enabled, threshold, alert sent at]
-    and is updated. Returns the charges' primary keys, in the order of ``runs``."""
-    operation_ids, charge_ids = _reserve_ids(len(runs))
+    and is updated. The run of index i gets the operation ``operation_ids[i]`` and the charge ``charge_ids[i]``
+    (reserved before the rating, see ``_rate_batch``)."""
     operations, entries, bills, charges = [], [], [], []
     hours: dict = {}
     instances: dict[int, Account] = {}
@@ -465,7 +502,6 @@ def _charge_all(runs: list[_Run], accounts: dict[int, list], values: _Values) ->
     touched = {run.account_id for run in runs}
     _update(Account, ("own_cash", "transfer_book_balance", "outstanding_balance"),
             [(pk, *accounts[pk][:3]) for pk in sorted(touched)], casts=("numeric", "numeric", "numeric"))
-    return charge_ids
 
 
 @atomic_service
@@ -503,33 +539,147 @@ def _rate_batch(batch_size: int, through_service: bool, record_ids) -> int:
     batch = _Batch(records)
     values = _Values()
     null = values.null
-    deductions, to_charge, balance_lines = [], [], []
-    for record in records:
-        lines, rest, rest_qty = batch.rate(record)
-        pk = record[R_PK]
-        position = 0
-        for position, (source, asset_id, covered, amount, value_used) in enumerate(lines, 1):
-            deductions.append((pk, position, source, asset_id, covered, amount, value_used, null))
-        if rest > 0:
-            line = [pk, position + 1, BALANCE, null, _q(rest_qty), rest, ZERO, null]
-            deductions.append(line)
-            balance_lines.append(line)
-            to_charge.append((record, rest))
+    runs = _Runs()
+    if through_service:
+        charge_ids = None  # the service makes them, after the rating
+    else:
+        # Each run's operation and charge ids, reserved now for as many runs as the records can make, so that a
+        # balance line names its charge as soon as it is made and the lines go to the database while the rating
+        # goes on (the ids of runs that do not happen are left unused, like those of a rolled back insert).
+        operation_ids, charge_ids = _reserve_ids(runs.most(records))
+    balance_lines = []  # through the service: (line, run), to name the charge once it is made
+    with _DeductionWriter() as writer:
+        deductions = []
+        for n, record in enumerate(records, 1):
+            lines, rest, rest_qty = batch.rate(record)
+            pk = record[R_PK]
+            position = 0
+            for position, (source, asset_id, covered, amount, value_used) in enumerate(lines, 1):
+                deductions.append((pk, position, source, asset_id, covered, amount, value_used, null))
+            if rest > 0:
+                run = runs.add(record, rest)
+                if charge_ids is None:
+                    line = [pk, position + 1, BALANCE, null, _q(rest_qty), rest, ZERO, null]
+                    balance_lines.append((line, run))
+                else:
+                    line = (pk, position + 1, BALANCE, null, _q(rest_qty), rest, ZERO, charge_ids[run.index])
+                deductions.append(line)
+            if n % DEDUCTION_CHUNK == 0 and charge_ids is not None:
+                writer.write(deductions)
+                deductions = []
+        if charge_ids is None:
+            charges = [account_services.charge(actor=None, account=run.account_id, amount=run.amount,
+                                               description=_run_description(run), at=run.at).pk for run in runs.runs]
+            for line, run in balance_lines:
+                line[7] = charges[run.index]
+        writer.write(deductions)
     if batch.dirty_hours:
         _upsert_hour_usage(sorted(batch.dirty_hours), batch.used)
     _update(Asset, ("remaining_value",), [(a.pk, a.remaining) for a in sorted(
         batch.dirty_coupons.values(), key=lambda a: a.pk)], casts=("numeric",))
-    if to_charge:
-        runs, of_item = _runs(to_charge)
-        if through_service:
-            charge_ids = [account_services.charge(actor=None, account=run.account_id, amount=run.amount,
-                                                  description=_run_description(run), at=run.at).pk for run in runs]
-        else:
-            charge_ids = _charge_all(runs, accounts, values)
-        for line, run in zip(balance_lines, of_item):
-            line[7] = charge_ids[run.index]
-    _insert(Deduction, DEDUCTION_COLUMNS, deductions)
+    if runs.runs and charge_ids is not None:
+        _charge_all(runs.runs, accounts, values, operation_ids, charge_ids)
     return len(records)
+
+
+class _DeductionWriter:
+    """Writes the deduction lines of a batch as the rating makes them.
+
+    On PostgreSQL each chunk of lines is one ``COPY`` run by a thread of its own on the batch's connection, while
+    the rating goes on: the server inserts the lines and checks their usage record and asset foreign keys (made
+    immediate for the batch, so they are checked at the end of each ``COPY`` and not all at the ``COMMIT``)
+    while Python rates the next records, on the other core. The rating makes no query meanwhile; leaving the
+    block waits for the last chunk and raises the first error of a chunk (as Django's database error, so that a
+    deadlock is retried like any other). The charge foreign key stays deferred: the charges are written after
+    the lines. Elsewhere (and with ``streaming`` off, which ``bench/bench_rating.py --compare-streaming`` uses to
+    measure what it gains) the lines are inserted when the block ends, in one statement, and all their foreign
+    keys are checked at the ``COMMIT``."""
+
+    streaming = True
+
+    def __init__(self):
+        self.rows: list = []
+        self.stream = connection.vendor == "postgresql" and self.streaming
+
+    def __enter__(self):
+        if self.stream:
+            self.sql = _copy_statement(Deduction, DEDUCTION_COLUMNS)
+            with connection.cursor() as cursor:
+                cursor.execute(_immediate_deduction_checks())
+            self.raw = connection.connection
+            self.chunks: queue.SimpleQueue = queue.SimpleQueue()
+            self.error: BaseException | None = None
+            self.thread = threading.Thread(target=self._copy_chunks, name="rating-deductions", daemon=True)
+            self.switching = _short_switch_interval()
+            self.switching.__enter__()
+            self.thread.start()
+        return self
+
+    def write(self, rows: list) -> None:
+        if not rows:
+            return
+        if self.stream:
+            self.chunks.put(_copy_data(rows))
+        else:
+            self.rows.extend(rows)
+
+    def _copy_chunks(self) -> None:
+        while (data := self.chunks.get()) is not None:
+            if self.error is not None:
+                continue  # the transaction failed: the rest is not sent
+            try:
+                with self.raw.cursor() as cursor, cursor.copy(self.sql) as copy:
+                    copy.write(data)
+            except BaseException as exc:  # noqa: BLE001 - handed to the rating's thread
+                self.error = exc
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.stream:
+            if exc_type is None:
+                _insert(Deduction, DEDUCTION_COLUMNS, self.rows)
+            return False
+        self.chunks.put(None)
+        self.thread.join()
+        self.switching.__exit__(None, None, None)
+        if exc_type is None and self.error is not None:
+            with connection.wrap_database_errors:
+                raise self.error
+        return False
+
+
+_switching = threading.Lock()
+_switching_users = 0
+_switching_before = 0.0
+
+
+@contextmanager
+def _short_switch_interval():
+    """Python's thread switch interval at 0.5 ms while a ``_DeductionWriter`` runs (restored when the last one
+    ends). Its thread needs the interpreter lock to start each chunk's ``COPY`` and to read its result; at the
+    default 5 ms the rating thread kept it up to 5 ms each time, twice a chunk, while the server had nothing to
+    do (a probe of 100,000 records: the rating waited for the last chunks 1.6 to 1.7 s in all at 5 ms, 1.0 s at
+    0.5 ms)."""
+    global _switching_users, _switching_before
+    with _switching:
+        if _switching_users == 0:
+            _switching_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switching_before, 0.0005))
+        _switching_users += 1
+    try:
+        yield
+    finally:
+        with _switching:
+            _switching_users -= 1
+            if _switching_users == 0:
+                sys.setswitchinterval(_switching_before)
+
+
+def _immediate_deduction_checks() -> str:
+    """The statement that makes the deduction line's foreign keys other than the charge's immediate for the rest
+    of the transaction: ``SET CONSTRAINTS`` of their names (Django's, read from the catalog) in one statement."""
+    return ("DO $$BEGIN EXECUTE (SELECT 'SET CONSTRAINTS ' || string_agg(quote_ident(conname), ', ') || "
+            f"' IMMEDIATE' FROM pg_constraint WHERE conrelid = '{_table(Deduction)}'::regclass AND contype = 'f' "
+            f"AND condeferrable AND confrelid <> '{_table(Charge)}'::regclass); END$$")
 
 
 @contextmanager
