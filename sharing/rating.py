@@ -591,7 +591,8 @@ class _DeductionWriter:
     while Python rates the next records, on the other core. The rating makes no query meanwhile; leaving the
     block waits for the last chunk and raises the first error of a chunk (as Django's database error, so that a
     deadlock is retried like any other). The charge foreign key stays deferred: the charges are written after
-    the lines. Elsewhere (and with ``streaming`` off, which ``bench/bench_rating.py --compare-streaming`` uses to
+    the lines. (Inside an outer transaction, the rating's savepoint, the two keys stay immediate until the outer
+    transaction ends.) Elsewhere (and with ``streaming`` off, which ``bench/bench_rating.py --compare-streaming`` uses to
     measure what it gains) the lines are inserted when the block ends, in one statement, and all their foreign
     keys are checked at the ``COMMIT``."""
 
@@ -609,24 +610,36 @@ class _DeductionWriter:
             self.raw = connection.connection
             self.chunks: queue.SimpleQueue = queue.SimpleQueue()
             self.error: BaseException | None = None
+            self.stopping = False
             self.thread = threading.Thread(target=self._copy_chunks, name="rating-deductions", daemon=True)
             self.switching = _short_switch_interval()
             self.switching.__enter__()
-            self.thread.start()
+            try:
+                self.thread.start()
+            except BaseException:
+                self.switching.__exit__(None, None, None)
+                raise
         return self
 
     def write(self, rows: list) -> None:
-        if not rows:
-            return
+        """Queue ``rows``; raises at once if a chunk was refused (the transaction failed: rating on would only
+        hold its locks longer)."""
         if self.stream:
-            self.chunks.put(_copy_data(rows))
+            self._raise_error()
+            if rows:
+                self.chunks.put(_copy_data(rows))
         else:
             self.rows.extend(rows)
 
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            with connection.wrap_database_errors:
+                raise self.error
+
     def _copy_chunks(self) -> None:
         while (data := self.chunks.get()) is not None:
-            if self.error is not None:
-                continue  # the transaction failed: the rest is not sent
+            if self.error is not None or self.stopping:
+                continue  # the transaction failed or the rating did: the rest is not sent
             try:
                 with self.raw.cursor() as cursor, cursor.copy(self.sql) as copy:
                     copy.write(data)
@@ -638,12 +651,14 @@ class _DeductionWriter:
             if exc_type is None:
                 _insert(Deduction, DEDUCTION_COLUMNS, self.rows)
             return False
+        self.stopping = exc_type is not None
         self.chunks.put(None)
-        self.thread.join()
-        self.switching.__exit__(None, None, None)
-        if exc_type is None and self.error is not None:
-            with connection.wrap_database_errors:
-                raise self.error
+        try:
+            self.thread.join()
+        finally:
+            self.switching.__exit__(None, None, None)
+        if exc_type is None:
+            self._raise_error()
         return False
 
 

@@ -30,6 +30,9 @@ def _rated_lines(records):
     return result
 
 
+DEFAULT_SWITCH_INTERVAL = sys.getswitchinterval()
+
+
 def _writer_threads():
     return [t for t in threading.enumerate() if t.name == "rating-deductions"]
 
@@ -51,7 +54,7 @@ def test_lines_written_in_chunks_while_rating_are_those_the_charge_service_gives
     for charge in Charge.objects.filter(account__in=chunk_accounts):
         assert sum(Deduction.objects.filter(charge=charge).values_list("amount", flat=True), D(0)) == charge.amount
     assert Charge.objects.filter(account__in=chunk_accounts).count() > 1
-    assert sys.getswitchinterval() == 0.005 and not _writer_threads()
+    assert sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL and not _writer_threads()
     assert_books_clean()
 
 
@@ -95,7 +98,7 @@ def test_a_chunk_the_database_refuses_rates_nothing_of_the_batch_R_US_7(ent, clo
     assert len(written) >= 3  # the refused chunk was not the last one
     assert _books(accounts) == before
     assert UsagePending.objects.filter(usage_record__in=records).count() == len(records)
-    assert sys.getswitchinterval() == 0.005 and not _writer_threads()
+    assert sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL and not _writer_threads()
 
     monkeypatch.setattr(rating._DeductionWriter, "write", plain_write)
     assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
@@ -123,7 +126,7 @@ def test_an_error_while_rating_stops_the_writer_and_rates_nothing_R_US_7(ent, cl
     monkeypatch.setattr(rating._Batch, "rate", rate)
     with pytest.raises(RuntimeError, match="rating broke"):
         rate_pending(record_ids=[r.pk for r in records], batch_size=100)
-    assert not _writer_threads() and sys.getswitchinterval() == 0.005
+    assert not _writer_threads() and sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL
     assert _books(accounts) == before
     assert UsagePending.objects.filter(usage_record__in=records).count() == len(records)
 
@@ -147,3 +150,74 @@ def test_the_ids_reserved_before_the_rating_are_enough_for_its_runs_R_MON_5(item
             runs.add(record, D("1.00"))
     assert len(runs.runs) <= most
     assert [run.index for run in runs.runs] == list(range(len(runs.runs)))
+
+
+@pytest.mark.postgres
+def test_a_chunk_is_written_before_the_rating_of_the_batch_ends_R_US_2(ent, clock, monkeypatch):
+    """The point of the writer: the rating of the last record waits until a chunk of the same batch has been
+    written by the server (and sees the 0.5 ms switch interval); lines kept back until the rating ended would
+    make it wait in vain."""
+    enterprise, ma, admin = ent
+    clock.set(at(8))
+    accounts, records = _world(enterprise, admin, "ovl")
+    monkeypatch.setattr(rating, "DEDUCTION_CHUNK", 2)
+    written = threading.Event()
+    plain_copy, plain_rate = rating._DeductionWriter._copy_chunks, rating._Batch.rate
+
+    def copy_chunks(writer):
+        plain_cursor = writer.raw.cursor
+
+        def cursor(*args, **kwargs):
+            return _Signalling(plain_cursor(*args, **kwargs), written)
+
+        writer.raw = _RawWith(writer.raw, cursor)
+        plain_copy(writer)
+
+    seen = []
+
+    def rate(self, record):
+        if record[rating.R_PK] == records[-1].pk:
+            seen.append((written.wait(timeout=10), sys.getswitchinterval()))
+        return plain_rate(self, record)
+
+    monkeypatch.setattr(rating._DeductionWriter, "_copy_chunks", copy_chunks)
+    monkeypatch.setattr(rating._Batch, "rate", rate)
+    assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
+    assert seen == [(True, 0.0005)]
+    assert sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL
+    assert_books_clean()
+
+
+class _RawWith:
+    """The raw connection, with its ``cursor`` replaced."""
+
+    def __init__(self, raw, cursor):
+        self._raw, self.cursor = raw, cursor
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+class _Signalling:
+    """A cursor whose ``copy`` block sets ``event`` once the server has answered it."""
+
+    def __init__(self, cursor, event):
+        self._cursor, self._event = cursor, event
+
+    def __enter__(self):
+        self._cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._cursor.__exit__(*exc_info)
+
+    def copy(self, sql):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def block():
+            with self._cursor.copy(sql) as copy:
+                yield copy
+            self._event.set()
+
+        return block()
