@@ -250,75 +250,36 @@ def main():
     timings = defaultdict(lambda: [0, 0.0, 0.0])  # count, wall seconds, database backend CPU seconds
     backend = _backend_cpu() if connection.vendor == "postgresql" else lambda: 0.0
 
-    def timed(execute, sql, params, many, context):
-        t0, c0 = time.perf_counter(), backend()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            key = " ".join(sql.split()[:6])[:70]
-            timings[key][0] += 1
-            timings[key][1] += time.perf_counter() - t0
-            timings[key][2] += backend() - c0
+    def timing(key, func, *, cpu=True):
+        """``func``, adding the count, wall time and (with ``cpu``) backend CPU of its calls to ``timings[key]``;
+        ``key`` is a string or a function of the call's arguments."""
 
+        def timed(*args, **kwargs):
+            t0, c0 = time.perf_counter(), backend()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                row = timings[key(*args, **kwargs) if callable(key) else key]
+                row[0] += 1
+                row[1] += time.perf_counter() - t0
+                if cpu:
+                    row[2] += backend() - c0
+
+        return timed
+
+    timed = timing(lambda execute, sql, *rest: " ".join(sql.split()[:6])[:70],
+                   lambda execute, sql, params, many, context: execute(sql, params, many, context))
     if args.timings:
         from sharing import rating
 
-        plain_insert = rating._insert
-
-        def timed_insert(model, columns, rows):
-            t0, c0 = time.perf_counter(), backend()
-            plain_insert(model, columns, rows)
-            key = f"COPY/INSERT {model._meta.db_table}"
-            timings[key][0] += 1
-            timings[key][1] += time.perf_counter() - t0
-            timings[key][2] += backend() - c0
-
-        rating._insert = timed_insert
-
-        def timed_copy(writer, sql):
-            """One chunk of deduction lines, in the writer's thread (the rating makes no query meanwhile, so the
-            backend's CPU over it is the chunk's)."""
-            t0, c0 = time.perf_counter(), backend()
-            with writer.raw.cursor() as cursor, cursor.copy(sql) as copy:
-                copy.write(writer_data[0])
-            key = "COPY sharing_deduction chunks (writer thread, while rating)"
-            timings[key][0] += 1
-            timings[key][1] += time.perf_counter() - t0
-            timings[key][2] += backend() - c0
-
-        writer_data = [None]
-        plain_chunks, plain_exit = rating._DeductionWriter._copy_chunks, rating._DeductionWriter.__exit__
-
-        def copy_chunks(writer):
-            while (data := writer.chunks.get()) is not None:
-                if writer.error is None:
-                    writer_data[0] = data
-                    try:
-                        timed_copy(writer, writer.sql)
-                    except BaseException as exc:  # noqa: BLE001
-                        writer.error = exc
-
-        def exit_(writer, *exc_info):
-            t0 = time.perf_counter()
-            try:
-                return plain_exit(writer, *exc_info)
-            finally:
-                key = "(the rating waiting for the writer's last chunks, wall only)"
-                timings[key][0] += 1
-                timings[key][1] += time.perf_counter() - t0
-
-        rating._DeductionWriter._copy_chunks, rating._DeductionWriter.__exit__ = copy_chunks, exit_
-
-        plain_commit = connection.commit
-
-        def timed_commit():
-            t0, c0 = time.perf_counter(), backend()
-            plain_commit()
-            timings["COMMIT (deferred foreign key checks, WAL flush)"][0] += 1
-            timings["COMMIT (deferred foreign key checks, WAL flush)"][1] += time.perf_counter() - t0
-            timings["COMMIT (deferred foreign key checks, WAL flush)"][2] += backend() - c0
-
-        connection.commit = timed_commit
+        rating._insert = timing(lambda model, columns, rows: f"COPY/INSERT {model._meta.db_table}", rating._insert)
+        writer = rating._DeductionWriter
+        # A chunk runs in the writer's thread while the rating makes no query, so the backend's CPU over it is the
+        # chunk's; the rating's wait for the last chunks is wall time only (the backend's CPU then is the chunks').
+        writer._copy_chunk = timing("COPY sharing_deduction chunks (writer thread, while rating)", writer._copy_chunk)
+        writer.__exit__ = timing("(the rating waiting for the writer's last chunks, wall only)", writer.__exit__,
+                                 cpu=False)
+        connection.commit = timing("COMMIT (deferred foreign key checks, WAL flush)", connection.commit)
     db_cpu = backend()
     reference_before = cpu_reference()
 

@@ -307,15 +307,15 @@ def _insert(model, columns: tuple[str, ...], rows: list) -> None:
     one statement: ``COPY ... FROM STDIN`` on PostgreSQL, one ``executemany`` elsewhere."""
     if not rows:
         return
-    fields = [model._meta.get_field(name) for name in columns]
-    qn = connection.ops.quote_name
-    column_list = ", ".join(qn(f.column) for f in fields)
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
             with cursor.copy(_copy_statement(model, columns)) as copy:
                 copy.write(_copy_data(rows))
         return
+    fields = [model._meta.get_field(name) for name in columns]
+    qn = connection.ops.quote_name
+    column_list = ", ".join(qn(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row)] for row in rows]
     with connection.cursor() as cursor:
@@ -540,9 +540,7 @@ def _rate_batch(batch_size: int, through_service: bool, record_ids) -> int:
     values = _Values()
     null = values.null
     runs = _Runs()
-    if through_service:
-        charge_ids = None  # the service makes them, after the rating
-    else:
+    if not through_service:  # through the service, the service makes the ids, after the rating
         # Each run's operation and charge ids, reserved now for as many runs as the records can make, so that a
         # balance line names its charge as soon as it is made and the lines go to the database while the rating
         # goes on (the ids of runs that do not happen are left unused, like those of a rolled back insert).
@@ -558,16 +556,15 @@ def _rate_batch(batch_size: int, through_service: bool, record_ids) -> int:
                 deductions.append((pk, position, source, asset_id, covered, amount, value_used, null))
             if rest > 0:
                 run = runs.add(record, rest)
-                if charge_ids is None:
-                    line = [pk, position + 1, BALANCE, null, _q(rest_qty), rest, ZERO, null]
-                    balance_lines.append((line, run))
-                else:
-                    line = (pk, position + 1, BALANCE, null, _q(rest_qty), rest, ZERO, charge_ids[run.index])
+                line = [pk, position + 1, BALANCE, null, _q(rest_qty), rest, ZERO,
+                        null if through_service else charge_ids[run.index]]
                 deductions.append(line)
-            if n % DEDUCTION_CHUNK == 0 and charge_ids is not None:
+                if through_service:
+                    balance_lines.append((line, run))
+            if n % DEDUCTION_CHUNK == 0 and not through_service:
                 writer.write(deductions)
                 deductions = []
-        if charge_ids is None:
+        if through_service:
             charges = [account_services.charge(actor=None, account=run.account_id, amount=run.amount,
                                                description=_run_description(run), at=run.at).pk for run in runs.runs]
             for line, run in balance_lines:
@@ -577,7 +574,7 @@ def _rate_batch(batch_size: int, through_service: bool, record_ids) -> int:
         _upsert_hour_usage(sorted(batch.dirty_hours), batch.used)
     _update(Asset, ("remaining_value",), [(a.pk, a.remaining) for a in sorted(
         batch.dirty_coupons.values(), key=lambda a: a.pk)], casts=("numeric",))
-    if runs.runs and charge_ids is not None:
+    if runs.runs and not through_service:
         _charge_all(runs.runs, accounts, values, operation_ids, charge_ids)
     return len(records)
 
@@ -641,10 +638,13 @@ class _DeductionWriter:
             if self.error is not None or self.stopping:
                 continue  # the transaction failed or the rating did: the rest is not sent
             try:
-                with self.raw.cursor() as cursor, cursor.copy(self.sql) as copy:
-                    copy.write(data)
+                self._copy_chunk(data)
             except BaseException as exc:  # noqa: BLE001 - handed to the rating's thread
                 self.error = exc
+
+    def _copy_chunk(self, data: bytes) -> None:
+        with self.raw.cursor() as cursor, cursor.copy(self.sql) as copy:
+            copy.write(data)
 
     def __exit__(self, exc_type, exc, tb):
         if not self.stream:

@@ -66,6 +66,14 @@ def _books(accounts):
             LedgerEntry.objects.count(), Bill.objects.count())
 
 
+def _assert_nothing_left(accounts, records, before):
+    """A batch failed: every figure as ``before``, every record still queued, the writer's thread ended and the
+    switch interval back."""
+    assert _books(accounts) == before
+    assert UsagePending.objects.filter(usage_record__in=records).count() == len(records)
+    assert sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL and not _writer_threads()
+
+
 @pytest.mark.parametrize("bad_column, bad_value", [
     # On SQLite the foreign key is checked at the COMMIT, which a test's transaction never reaches.
     pytest.param(0, 10**12, id="usage-record-absent", marks=pytest.mark.postgres),
@@ -96,9 +104,7 @@ def test_a_chunk_the_database_refuses_rates_nothing_of_the_batch_R_US_7(ent, clo
     with pytest.raises(IntegrityError):
         rate_pending(record_ids=[r.pk for r in records], batch_size=100)
     assert len(written) >= 3  # the refused chunk was not the last one
-    assert _books(accounts) == before
-    assert UsagePending.objects.filter(usage_record__in=records).count() == len(records)
-    assert sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL and not _writer_threads()
+    _assert_nothing_left(accounts, records, before)
 
     monkeypatch.setattr(rating._DeductionWriter, "write", plain_write)
     assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
@@ -126,9 +132,7 @@ def test_an_error_while_rating_stops_the_writer_and_rates_nothing_R_US_7(ent, cl
     monkeypatch.setattr(rating._Batch, "rate", rate)
     with pytest.raises(RuntimeError, match="rating broke"):
         rate_pending(record_ids=[r.pk for r in records], batch_size=100)
-    assert not _writer_threads() and sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL
-    assert _books(accounts) == before
-    assert UsagePending.objects.filter(usage_record__in=records).count() == len(records)
+    _assert_nothing_left(accounts, records, before)
 
     monkeypatch.setattr(rating._Batch, "rate", plain_rate)
     assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
@@ -162,16 +166,11 @@ def test_a_chunk_is_written_before_the_rating_of_the_batch_ends_R_US_2(ent, cloc
     accounts, records = _world(enterprise, admin, "ovl")
     monkeypatch.setattr(rating, "DEDUCTION_CHUNK", 2)
     written = threading.Event()
-    plain_copy, plain_rate = rating._DeductionWriter._copy_chunks, rating._Batch.rate
+    plain_copy_chunk, plain_rate = rating._DeductionWriter._copy_chunk, rating._Batch.rate
 
-    def copy_chunks(writer):
-        plain_cursor = writer.raw.cursor
-
-        def cursor(*args, **kwargs):
-            return _Signalling(plain_cursor(*args, **kwargs), written)
-
-        writer.raw = _RawWith(writer.raw, cursor)
-        plain_copy(writer)
+    def copy_chunk(writer, data):
+        plain_copy_chunk(writer, data)
+        written.set()
 
     seen = []
 
@@ -180,44 +179,10 @@ def test_a_chunk_is_written_before_the_rating_of_the_batch_ends_R_US_2(ent, cloc
             seen.append((written.wait(timeout=10), sys.getswitchinterval()))
         return plain_rate(self, record)
 
-    monkeypatch.setattr(rating._DeductionWriter, "_copy_chunks", copy_chunks)
+    monkeypatch.setattr(rating._DeductionWriter, "_copy_chunk", copy_chunk)
     monkeypatch.setattr(rating._Batch, "rate", rate)
     assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
     assert seen == [(True, 0.0005)]
     assert sys.getswitchinterval() == DEFAULT_SWITCH_INTERVAL
     assert_books_clean()
 
-
-class _RawWith:
-    """The raw connection, with its ``cursor`` replaced."""
-
-    def __init__(self, raw, cursor):
-        self._raw, self.cursor = raw, cursor
-
-    def __getattr__(self, name):
-        return getattr(self._raw, name)
-
-
-class _Signalling:
-    """A cursor whose ``copy`` block sets ``event`` once the server has answered it."""
-
-    def __init__(self, cursor, event):
-        self._cursor, self._event = cursor, event
-
-    def __enter__(self):
-        self._cursor.__enter__()
-        return self
-
-    def __exit__(self, *exc_info):
-        return self._cursor.__exit__(*exc_info)
-
-    def copy(self, sql):
-        from contextlib import contextmanager
-
-        @contextmanager
-        def block():
-            with self._cursor.copy(sql) as copy:
-                yield copy
-            self._event.set()
-
-        return block()
