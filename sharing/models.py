@@ -292,7 +292,9 @@ class Deduction(models.Model):
         BALANCE = "balance", "Account balance"
 
     # No index of its own: the unique (usage_record, position) index serves lookups by record (one index less to
-    # write per deduction line, see bench/RESULTS.md section 4).
+    # write per deduction line, see bench/RESULTS.md section 4). On PostgreSQL the usage record and the asset are
+    # not foreign keys in the database: one check per statement replaces them, and usage records and assets are
+    # never deleted (migration 0004); the charge's stays a foreign key. SQLite keeps all three.
     usage_record = models.ForeignKey(UsageRecord, on_delete=models.PROTECT, related_name="deductions", db_index=False)
     position = models.PositiveSmallIntegerField()
     source = models.CharField(max_length=20, choices=Source.choices)

@@ -583,15 +583,13 @@ class _DeductionWriter:
     """Writes the deduction lines of a batch as the rating makes them.
 
     On PostgreSQL each chunk of lines is one ``COPY`` run by a thread of its own on the batch's connection, while
-    the rating goes on: the server inserts the lines and checks their usage record and asset foreign keys (made
-    immediate for the batch, so they are checked at the end of each ``COPY`` and not all at the ``COMMIT``)
-    while Python rates the next records, on the other core. The rating makes no query meanwhile; leaving the
-    block waits for the last chunk and raises the first error of a chunk (as Django's database error, so that a
-    deadlock is retried like any other). The charge foreign key stays deferred: the charges are written after
-    the lines. (Inside an outer transaction, the rating's savepoint, the two keys stay immediate until the outer
-    transaction ends.) Elsewhere (and with ``streaming`` off, which ``bench/bench_rating.py --compare-streaming`` uses to
-    measure what it gains) the lines are inserted when the block ends, in one statement, and all their foreign
-    keys are checked at the ``COMMIT``."""
+    the rating goes on: the server inserts the lines and checks that their usage records and assets exist (one
+    check per ``COPY``, migration ``0004``) while Python rates the next records, on the other core. The rating
+    makes no query meanwhile; leaving the block waits for the last chunk and raises the first error of a chunk
+    (as Django's database error, so that a deadlock is retried like any other). The charge foreign key stays
+    deferred: the charges are written after the lines. Elsewhere (and with ``streaming`` off, which
+    ``bench/bench_rating.py --compare-streaming`` uses to measure what it gains) the lines are inserted when the
+    block ends, in one statement, and their foreign keys are checked at the ``COMMIT``."""
 
     streaming = True
 
@@ -602,8 +600,6 @@ class _DeductionWriter:
     def __enter__(self):
         if self.stream:
             self.sql = _copy_statement(Deduction, DEDUCTION_COLUMNS)
-            with connection.cursor() as cursor:
-                cursor.execute(_immediate_deduction_checks())
             self.raw = connection.connection
             self.chunks: queue.SimpleQueue = queue.SimpleQueue()
             self.error: BaseException | None = None
@@ -687,14 +683,6 @@ def _short_switch_interval():
             _switching_users -= 1
             if _switching_users == 0:
                 sys.setswitchinterval(_switching_before)
-
-
-def _immediate_deduction_checks() -> str:
-    """The statement that makes the deduction line's foreign keys other than the charge's immediate for the rest
-    of the transaction: ``SET CONSTRAINTS`` of their names (Django's, read from the catalog) in one statement."""
-    return ("DO $$BEGIN EXECUTE (SELECT 'SET CONSTRAINTS ' || string_agg(quote_ident(conname), ', ') || "
-            f"' IMMEDIATE' FROM pg_constraint WHERE conrelid = '{_table(Deduction)}'::regclass AND contype = 'f' "
-            f"AND condeferrable AND confrelid <> '{_table(Charge)}'::regclass); END$$")
 
 
 @contextmanager
