@@ -4,7 +4,7 @@ Design choices
 --------------
 * **One ``Asset`` table with nullable typed columns**, guarded by one CHECK constraint per type, rather
   than a table per type. The four types share everything that matters to sharing (owner, validity,
-  status, scope, grants, deductions): one table gives one foreign key from ``Grant`` and ``Deduction``,
+  status, scope, grants, deductions): one table gives one reference from ``Grant`` and ``Deduction``,
   one list query per tab, and one candidate query when rating (all four types of a batch in one
   ``SELECT``). The typed columns are few (nine) and the CHECKs make a savings plan without a commitment,
   or a coupon with an instance count, impossible in the database itself.
@@ -292,9 +292,12 @@ class Deduction(models.Model):
         BALANCE = "balance", "Account balance"
 
     # No index of its own: the unique (usage_record, position) index serves lookups by record (one index less to
-    # write per deduction line, see bench/RESULTS.md section 4). On PostgreSQL the usage record and the asset are
-    # not foreign keys in the database: one check per statement replaces them, and usage records and assets are
-    # never deleted (migration 0004); the charge's stays a foreign key. SQLite keeps all three.
+    # write per deduction line, see bench/RESULTS.md section 4). On PostgreSQL the usage record, the asset and the
+    # charge are not foreign keys in the database: triggers check them once per statement (the charge at the
+    # COMMIT), and usage records, assets and charges are never deleted nor renumbered (migrations 0004, 0005).
+    # SQLite keeps the three foreign keys. The triggers name tables and columns as text: renaming one of them,
+    # or changing the type of a primary key they name (Django then re-creates foreign keys), needs a migration
+    # that re-creates the triggers and drops those keys.
     usage_record = models.ForeignKey(UsageRecord, on_delete=models.PROTECT, related_name="deductions", db_index=False)
     position = models.PositiveSmallIntegerField()
     source = models.CharField(max_length=20, choices=Source.choices)

@@ -586,10 +586,11 @@ class _DeductionWriter:
     the rating goes on: the server inserts the lines and checks that their usage records and assets exist (one
     check per ``COPY``, migration ``0004``) while Python rates the next records, on the other core. The rating
     makes no query meanwhile; leaving the block waits for the last chunk and raises the first error of a chunk
-    (as Django's database error, so that a deadlock is retried like any other). The charge foreign key stays
-    deferred: the charges are written after the lines. Elsewhere (and with ``streaming`` off, which
-    ``bench/bench_rating.py --compare-streaming`` uses to measure what it gains) the lines are inserted when the
-    block ends, in one statement, and their foreign keys are checked at the ``COMMIT``."""
+    (as Django's database error, so that a deadlock is retried like any other). Their charges, written after
+    the lines, are checked at the ``COMMIT`` (once per ``COPY``, migration ``0005``). Elsewhere (and with
+    ``streaming`` off, which ``bench/bench_rating.py --compare-streaming`` uses to measure what it gains) the
+    lines are inserted when the block ends, in one statement (on SQLite their three foreign keys are checked
+    at the ``COMMIT``)."""
 
     streaming = True
 

@@ -8,17 +8,25 @@ the server's CPU there; a batch of 10,000 records writes about 10,000 lines (``b
 written (``usage_record_id``, ``asset_id``) are replaced by:
 
 - a statement-level trigger with a transition table, after every ``INSERT``/``COPY`` and every ``UPDATE`` of
-  lines: one anti-join of the statement's lines against the two tables (index lookups; hash and merge joins
-  are turned off in the function so that the plan stays index lookups as the tables grow). A line naming a
-  usage record or an asset that does not exist fails the statement with SQLSTATE 23503, as the foreign key did
-  (Django's ``IntegrityError``);
+  lines: one anti-join of the statement's lines against the two tables (index lookups; hash joins, merge joins
+  and sequential scans are turned off in the function, so that its plan, cached per session, stays index
+  lookups as the tables grow; its search path is the migration's). A line naming a usage record or an asset
+  that does not exist fails the statement with SQLSTATE 23503, as the foreign key did (Django's
+  ``IntegrityError``), at the end of the statement rather than at the ``COMMIT`` (a line is written after its
+  record and asset: the rating, the import and fixtures all do). An ``UPDATE`` re-checks every line it
+  changes, even where neither column changed (a transition table cannot be limited to ``UPDATE OF`` columns);
 - the other half of a foreign key, that a named row stays: usage records and assets are never deleted and
   never change their id (``BEFORE DELETE`` and ``BEFORE UPDATE OF id`` triggers, SQLSTATE 23001). The product
   deletes neither (both are ``on_delete=PROTECT`` history); rows that cannot go away need no row lock while a
   line that names them is being written, which is what made the per-line check cheap to replace.
 
-The charge's foreign key stays: the charges are written after the lines, so it is checked at the ``COMMIT``,
-which a statement-level trigger cannot wait for. SQLite keeps all three foreign keys (its triggers are per
+What the foreign keys did and these do not: ``TRUNCATE`` of usage records or assets alone is not refused (a
+``BEFORE TRUNCATE`` trigger would break Django's flush; the product never truncates), and ``ALTER TABLE ...
+DISABLE TRIGGER USER`` turns the checks off. The trigger functions name the tables and columns as text: a later
+migration renaming one of them must re-create them.
+
+The charge's foreign key stays here: the charges are written after the lines, so it is checked at the
+``COMMIT``, which a statement-level trigger cannot wait for (``0005`` replaces it another way). SQLite keeps all three foreign keys (its triggers are per
 row: no gain). The model keeps ``db_constraint=True``: Django's state and SQLite's tables are unchanged, only
 PostgreSQL's constraints are replaced, by ``RunPython`` below; reversing it puts the two foreign keys back.
 """
@@ -27,7 +35,7 @@ from django.db import migrations
 
 CHECKS = """
 CREATE FUNCTION sharing_deduction_references_exist() RETURNS trigger LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SET search_path FROM CURRENT AS $$
 DECLARE
     missing bigint;
 BEGIN
@@ -81,25 +89,30 @@ DROP FUNCTION IF EXISTS sharing_row_kept();
 FIELDS = ["usage_record", "asset"]
 
 
+def drop_foreign_keys(schema_editor, model, fields):
+    for name in fields:
+        field = model._meta.get_field(name)
+        for constraint in schema_editor._constraint_names(model, [field.column], foreign_key=True):
+            schema_editor.execute(schema_editor._delete_fk_sql(model, constraint))
+
+
+def add_foreign_keys(schema_editor, model, fields):
+    """Django's own foreign keys, named as Django names them (deferrable, initially deferred)."""
+    for name in fields:
+        field = model._meta.get_field(name)
+        schema_editor.execute(schema_editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s"))
+
+
 def check_per_statement(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    Deduction = apps.get_model("sharing", "Deduction")
-    for name in FIELDS:
-        field = Deduction._meta.get_field(name)
-        for constraint in schema_editor._constraint_names(Deduction, [field.column], foreign_key=True):
-            schema_editor.execute(schema_editor._delete_fk_sql(Deduction, constraint))
-    schema_editor.execute(CHECKS, params=None)  # no placeholders: its %s are format()'s
+    if schema_editor.connection.vendor == "postgresql":
+        drop_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), FIELDS)
+        schema_editor.execute(CHECKS, params=None)  # no placeholders: its %s are format()'s
 
 
 def check_per_line(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute(DROP_CHECKS, params=None)
-    Deduction = apps.get_model("sharing", "Deduction")
-    for name in FIELDS:
-        field = Deduction._meta.get_field(name)
-        schema_editor.execute(schema_editor._create_fk_sql(Deduction, field, "_fk_%(to_table)s_%(to_column)s"))
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_CHECKS, params=None)
+        add_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), FIELDS)
 
 
 class Migration(migrations.Migration):

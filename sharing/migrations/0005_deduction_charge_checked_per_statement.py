@@ -1,0 +1,101 @@
+# Written by hand on 2026-11-23 (issue 5, Performance 4).
+"""On PostgreSQL, the charge a deduction line names is checked at the ``COMMIT`` once per statement that wrote
+lines, not once per line.
+
+The charge's foreign key had to stay deferred in ``0004``: a batch writes its lines while it rates, and its
+charges after, so a line's charge exists only at the end of the transaction. Deferred, it still ran one query per
+balance line at the ``COMMIT`` (seven lines in ten: about 0.37 s of the 0.75 s ``COMMIT`` of 90,000 records, while
+nothing else can run; ``bench/RESULTS.md`` section 4, "fifth session"). Here it is replaced by:
+
+- a statement-level trigger beside ``0004``'s, which notes the range of ids of the statement's lines that name a
+  charge in ``sharing_deduction_charge_check`` (one row per ``INSERT``/``COPY``/``UPDATE`` that has such lines);
+- a deferred constraint trigger on that row: at the ``COMMIT`` (or at ``SET CONSTRAINTS ... IMMEDIATE``) it
+  checks, in one index range scan and anti-join, that every line of the range that names a charge names one that
+  exists, then deletes the row. A line naming a charge that does not exist fails the ``COMMIT`` with SQLSTATE
+  23503, as the foreign key did. Lines of other transactions inside the range are checked too: they were checked
+  by their own transaction, or are not visible;
+- charges are never deleted and never change their id (the triggers of ``0004``, on ``accounts_charge``), so,
+  as there, no row lock stands for the foreign key's.
+
+SQLite keeps the foreign key. Reversing this migration puts it back on PostgreSQL.
+"""
+
+from importlib import import_module
+
+from django.db import migrations
+
+_0004 = import_module("sharing.migrations.0004_deduction_references_checked_per_statement")
+
+CHECKS = """
+CREATE TABLE sharing_deduction_charge_check (first_id bigint NOT NULL, last_id bigint NOT NULL);
+COMMENT ON TABLE sharing_deduction_charge_check IS
+    'Ranges of deduction line ids whose charges are checked at COMMIT (migration sharing 0005); always empty after a COMMIT';
+
+CREATE FUNCTION sharing_deduction_charges_exist() RETURNS trigger LANGUAGE plpgsql
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SET search_path FROM CURRENT AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    SELECT d.charge_id INTO missing FROM sharing_deduction d
+        WHERE d.id BETWEEN NEW.first_id AND NEW.last_id AND d.charge_id IS NOT NULL
+          AND NOT EXISTS (SELECT FROM accounts_charge c WHERE c.id = d.charge_id) LIMIT 1;
+    IF FOUND THEN
+        RAISE foreign_key_violation USING
+            MESSAGE = format('a deduction line names charge %s, which does not exist', missing),
+            TABLE = 'sharing_deduction', COLUMN = 'charge_id';
+    END IF;
+    DELETE FROM sharing_deduction_charge_check WHERE ctid = NEW.ctid;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER sharing_deduction_charges_exist AFTER INSERT ON sharing_deduction_charge_check
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sharing_deduction_charges_exist();
+
+CREATE FUNCTION sharing_deduction_charges_noted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO sharing_deduction_charge_check (first_id, last_id)
+        SELECT min(id), max(id) FROM new_lines WHERE charge_id IS NOT NULL HAVING count(*) > 0;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sharing_deduction_charges_on_insert AFTER INSERT ON sharing_deduction
+    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sharing_deduction_charges_noted();
+CREATE TRIGGER sharing_deduction_charges_on_update AFTER UPDATE ON sharing_deduction
+    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sharing_deduction_charges_noted();
+
+CREATE TRIGGER accounts_charge_kept BEFORE DELETE ON accounts_charge
+    FOR EACH ROW EXECUTE FUNCTION sharing_row_kept();
+CREATE TRIGGER accounts_charge_id_kept BEFORE UPDATE OF id ON accounts_charge
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sharing_row_kept();
+"""
+DROP_CHECKS = """
+DROP TRIGGER IF EXISTS accounts_charge_kept ON accounts_charge;
+DROP TRIGGER IF EXISTS accounts_charge_id_kept ON accounts_charge;
+DROP TRIGGER IF EXISTS sharing_deduction_charges_on_insert ON sharing_deduction;
+DROP TRIGGER IF EXISTS sharing_deduction_charges_on_update ON sharing_deduction;
+DROP FUNCTION IF EXISTS sharing_deduction_charges_noted();
+DROP TABLE IF EXISTS sharing_deduction_charge_check;
+DROP FUNCTION IF EXISTS sharing_deduction_charges_exist();
+"""
+
+
+def check_per_statement(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        _0004.drop_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), ["charge"])
+        schema_editor.execute(CHECKS, params=None)  # no placeholders: its %s are format()'s
+
+
+def check_per_line(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_CHECKS, params=None)
+        _0004.add_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), ["charge"])
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('accounts', '0006_trim_history_indexes'),
+        ('sharing', '0004_deduction_references_checked_per_statement'),
+    ]
+
+    operations = [
+        migrations.RunPython(check_per_statement, check_per_line),
+    ]
