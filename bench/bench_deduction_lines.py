@@ -29,8 +29,8 @@ COLUMNS = "position, source, covered_quantity, amount, asset_value_used, asset_i
 
 
 def schema(cursor) -> str:
-    cursor.execute("SELECT string_agg(confrelid::regclass::text, ', ' ORDER BY confrelid::regclass::text) FROM pg_constraint "
-                   "WHERE conrelid = 'sharing_deduction'::regclass AND contype = 'f'")
+    cursor.execute("SELECT string_agg(confrelid::regclass::text, ', ' ORDER BY confrelid::regclass::text) "
+                   "FROM pg_constraint WHERE conrelid = 'sharing_deduction'::regclass AND contype = 'f'")
     keys = cursor.fetchone()[0] or "none"
     cursor.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sharing_deduction'::regclass "
                    "AND NOT tgisinternal")

@@ -279,7 +279,7 @@ def main():
         writer._copy_chunk = timing("COPY sharing_deduction chunks (writer thread, while rating)", writer._copy_chunk)
         writer.__exit__ = timing("(the rating waiting for the writer's last chunks, wall only)", writer.__exit__,
                                  cpu=False)
-        connection.commit = timing("COMMIT (deferred foreign key checks, WAL flush)", connection.commit)
+        connection.commit = timing("COMMIT (deferred checks, WAL flush)", connection.commit)
     db_cpu = backend()
     reference_before = cpu_reference()
 

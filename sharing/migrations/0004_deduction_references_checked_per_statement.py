@@ -26,16 +26,18 @@ DISABLE TRIGGER USER`` turns the checks off. The trigger functions name the tabl
 migration renaming one of them must re-create them.
 
 The charge's foreign key stays here: the charges are written after the lines, so it is checked at the
-``COMMIT``, which a statement-level trigger cannot wait for (``0005`` replaces it another way). SQLite keeps all three foreign keys (its triggers are per
-row: no gain). The model keeps ``db_constraint=True``: Django's state and SQLite's tables are unchanged, only
-PostgreSQL's constraints are replaced, by ``RunPython`` below; reversing it puts the two foreign keys back.
+``COMMIT``, which a statement-level trigger cannot wait for (``0005`` replaces it another way). SQLite keeps
+all three foreign keys (its triggers are per row: no gain). The model keeps ``db_constraint=True``: Django's
+state and SQLite's tables are unchanged, only PostgreSQL's constraints are replaced, by ``RunPython`` below;
+reversing it puts the two foreign keys back.
 """
 
 from django.db import migrations
 
 CHECKS = """
 CREATE FUNCTION sharing_deduction_references_exist() RETURNS trigger LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off SET search_path FROM CURRENT AS $$
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
+SET search_path FROM CURRENT AS $$
 DECLARE
     missing bigint;
 BEGIN

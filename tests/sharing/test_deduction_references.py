@@ -181,3 +181,67 @@ def test_the_charge_checks_leave_nothing_behind_after_a_commit_R_MON_5(transacti
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM sharing_deduction_charge_check")
         assert cursor.fetchone() == (0,)
+
+
+def _notes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT first_id, last_id FROM sharing_deduction_charge_check ORDER BY id")
+        return cursor.fetchall()
+
+
+def test_a_statement_notes_one_range_or_where_its_ids_are_sparse_one_per_line_R_MON_5(rated):
+    """The COMMIT's check scans the noted ranges: one per statement when its ids are dense, one per line when
+    they are far apart (so that it never scans a long stretch of other lines)."""
+    record, owned = rated
+    charge = record.deductions.get(source=Deduction.Source.BALANCE).charge_id
+    dense = Deduction.objects.bulk_create(
+        [Deduction(usage_record_id=record.pk, position=10 + i, source=Deduction.Source.BALANCE, amount=D("0.01"),
+                   charge_id=charge) for i in range(20)])
+    assert _notes()[-1] == (dense[0].pk, dense[-1].pk)
+    far = Deduction.objects.create(id=dense[-1].pk + 10**6, usage_record_id=record.pk, position=99,
+                                   source=Deduction.Source.BALANCE, amount=D("0.01"), charge_id=charge)
+    before = len(_notes())
+    Deduction.objects.filter(pk__in=[dense[0].pk, far.pk]).update(amount=D("0.02"))
+    assert _notes()[before:] == [(dense[0].pk, dense[0].pk), (far.pk, far.pk)]
+    _refused("23503", _at_commit(lambda: Deduction.objects.filter(pk__in=[dense[0].pk, far.pk])
+                                 .update(charge_id=ABSENT)))
+    _sql("SET CONSTRAINTS ALL IMMEDIATE")
+    assert _notes() == []
+
+
+def test_a_real_commit_naming_a_charge_that_does_not_exist_fails_and_leaves_nothing_R_MON_5(transactional_db):
+    enterprise, ma, admin = factories.make_enterprise()
+    record = usage(ma, hour=at(7))
+    with pytest.raises(IntegrityError, match=f"charge {ABSENT}"), transaction.atomic():
+        _line(record, position=0, charge_id=ABSENT).save()
+    assert not Deduction.objects.exists() and _notes() == []
+
+
+def test_the_rating_refused_at_commit_for_a_missing_charge_rates_nothing_R_US_7(transactional_db, clock,
+                                                                                 monkeypatch):
+    """A batch whose balance lines name a charge it did not write fails at its COMMIT: every record still queued,
+    no line, charge or ledger row; rated again, everything is rated once."""
+    from sharing import rating
+    from sharing.models import UsagePending
+
+    from .helpers import assert_books_clean
+    from .test_rating import _world
+
+    enterprise, ma, admin = factories.make_enterprise()
+    clock.set(at(8))
+    accounts, records = _world(enterprise, admin, "cmt")
+    plain_insert = rating._insert
+
+    def insert(model, columns, rows):
+        plain_insert(model, columns, rows[:-1] if model is Charge else rows)
+
+    monkeypatch.setattr(rating, "_insert", insert)
+    with pytest.raises(IntegrityError, match="names charge"):
+        rate_pending(record_ids=[r.pk for r in records], batch_size=100)
+    assert UsagePending.objects.filter(usage_record__in=records).count() == len(records)
+    assert not Deduction.objects.exists() and not Charge.objects.exists() and _notes() == []
+
+    monkeypatch.setattr(rating, "_insert", plain_insert)
+    assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
+    assert Deduction.objects.values("usage_record").distinct().count() == len(records)
+    assert_books_clean()

@@ -81,9 +81,9 @@ def _assert_nothing_left(accounts, records, before):
 def test_a_chunk_the_database_refuses_rates_nothing_of_the_batch_R_US_7(ent, clock, monkeypatch, bad_column,
                                                                          bad_value):
     """The second chunk carries a line the database refuses (a usage record that does not exist: its reference
-    check, migration 0004; a negative position: a CHECK). The batch raises Django's IntegrityError and leaves nothing: every record
-    still queued, no line, charge, operation, ledger row or bill, balances and coupons as they were; rated
-    again, everything is rated once."""
+    check, migration 0004; a negative position: a CHECK). The batch raises Django's IntegrityError and leaves
+    nothing: every record still queued, no line, charge, operation, ledger row or bill, balances and coupons as
+    they were; rated again, everything is rated once."""
     enterprise, ma, admin = ent
     clock.set(at(8))
     accounts, records = _world(enterprise, admin, "bad")
