@@ -21,6 +21,21 @@ def machine() -> str:
     return f"{cores} cores, {mem} memory"
 
 
+def backend_cpu(pid: int):
+    """A function returning the CPU seconds (user + system) used so far by the PostgreSQL backend ``pid`` (read
+    from /proc: the server runs on this machine); 0.0 once the process is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read
+
+
 def recreate_database(name: str) -> str:
     """Drop and create database ``name``; return its URL."""
     for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):

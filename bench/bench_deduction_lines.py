@@ -25,6 +25,8 @@ import time
 
 import psycopg
 
+import _setup
+
 COLUMNS = "position, source, covered_quantity, amount, asset_value_used, asset_id, charge_id, usage_record_id"
 
 
@@ -51,22 +53,17 @@ def chunks_of(cursor, lines: int, chunk: int) -> list[str]:
             for i in range(0, len(rows), chunk)]
 
 
-def backend_cpu(connection) -> float:
-    with open(f"/proc/{connection.info.backend_pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
-
-
 def one_round(connection, chunks) -> tuple[float, float, float]:
     """Server CPU of the COPYs, of the COMMIT's checks, and the wall time of both; rolled back."""
+    backend_cpu = _setup.backend_cpu(connection.info.backend_pid)
     with connection.cursor() as cursor:
-        cpu0, wall0 = backend_cpu(connection), time.perf_counter()
+        cpu0, wall0 = backend_cpu(), time.perf_counter()
         for data in chunks:
             with cursor.copy(f"COPY sharing_deduction ({COLUMNS}) FROM STDIN") as copy:
                 copy.write(data)
-        cpu1 = backend_cpu(connection)
+        cpu1 = backend_cpu()
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the COMMIT would check, now
-        cpu2, wall2 = backend_cpu(connection), time.perf_counter()
+        cpu2, wall2 = backend_cpu(), time.perf_counter()
     connection.rollback()
     return cpu1 - cpu0, cpu2 - cpu1, wall2 - wall0
 
@@ -74,7 +71,7 @@ def one_round(connection, chunks) -> tuple[float, float, float]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("databases", nargs="+", help="database names on the server below")
-    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--server", default=_setup.PG)
     parser.add_argument("--lines", type=int, default=90_000)
     parser.add_argument("--chunk", type=int, default=2_500)
     parser.add_argument("--rounds", type=int, default=5)
@@ -92,8 +89,8 @@ def main():
     for _ in range(args.rounds):
         for name in args.databases:
             results[name].append(one_round(connections[name], chunks[name]))
-    print(f"\n{args.lines:,} lines in COPYs of {args.chunk:,}, {args.rounds} rounds alternating; medians "
-          "(server CPU s; min to max in brackets)")
+    print(f"\n{args.lines:,} lines in COPYs of {args.chunk:,}, {args.rounds} rounds alternating, on "
+          f"{_setup.machine()}; medians (server CPU s; min to max in brackets)")
     print(f"{'database':<28} {'COPY':>18} {'COMMIT checks':>18} {'both':>8} {'wall':>8}")
     for name, rounds in results.items():
         copies, checks, walls = zip(*rounds)

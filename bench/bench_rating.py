@@ -37,6 +37,7 @@ from django.db import connection  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+import _setup  # noqa: E402  (bench/ is on the path when the script runs)
 from accounts import services as account_services  # noqa: E402
 from accounts.ledger import ledger_differences  # noqa: E402
 from accounts.models import Account, LedgerEntry, Operation, User  # noqa: E402
@@ -159,21 +160,10 @@ def _status_mb(key: str) -> float:
 
 
 def _backend_cpu():
-    """A function returning the CPU seconds (user + system) used so far by this connection's PostgreSQL backend
-    process (read from /proc: the server runs on this machine)."""
+    """A function returning the CPU seconds used so far by this connection's PostgreSQL backend process."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def read() -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / tick
-
-    return read
+        return _setup.backend_cpu(cursor.fetchone()[0])
 
 
 def _reset_peak_rss() -> float:

@@ -34,6 +34,61 @@ reversing it puts the two foreign keys back.
 
 from django.db import migrations
 
+
+def after_each_statement(name: str, function: str) -> tuple[str, str]:
+    """SQL that runs ``function`` after every ``INSERT``/``COPY`` and every ``UPDATE`` of deduction lines, with the
+    statement's lines as ``new_lines`` (a transition table cannot serve two events: two triggers); and the SQL
+    that drops them."""
+    create = "".join(
+        f"CREATE TRIGGER {name}_on_{event.lower()} AFTER {event} ON sharing_deduction\n"
+        f"    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n"
+        for event in ("INSERT", "UPDATE"))
+    drop = "".join(f"DROP TRIGGER IF EXISTS {name}_on_{event} ON sharing_deduction;\n"
+                   for event in ("insert", "update"))
+    return create, drop
+
+
+def rows_kept(table: str) -> tuple[str, str]:
+    """SQL that refuses every delete and every change of id of ``table``'s rows (``sharing_row_kept``); and the SQL
+    that drops its triggers."""
+    create = (f"CREATE TRIGGER {table}_kept BEFORE DELETE ON {table}\n"
+              f"    FOR EACH ROW EXECUTE FUNCTION sharing_row_kept();\n"
+              f"CREATE TRIGGER {table}_id_kept BEFORE UPDATE OF id ON {table}\n"
+              f"    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sharing_row_kept();\n")
+    drop = f"DROP TRIGGER IF EXISTS {table}_kept ON {table};\nDROP TRIGGER IF EXISTS {table}_id_kept ON {table};\n"
+    return create, drop
+
+
+def foreign_keys_replaced(fields: list[str], checks: str, drop_checks: str) -> migrations.RunPython:
+    """On PostgreSQL, drop the foreign keys of ``Deduction``'s ``fields`` and run ``checks``; reversed, run
+    ``drop_checks`` and put Django's own foreign keys back, under Django's names (deferrable, initially
+    deferred). Nothing on SQLite."""
+
+    def forwards(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        model = apps.get_model("sharing", "Deduction")
+        for name in fields:
+            column = model._meta.get_field(name).column
+            for constraint in schema_editor._constraint_names(model, [column], foreign_key=True):
+                schema_editor.execute(schema_editor._delete_fk_sql(model, constraint))
+        schema_editor.execute(checks, params=None)  # no placeholders: its %s are format()'s
+
+    def backwards(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        schema_editor.execute(drop_checks, params=None)
+        model = apps.get_model("sharing", "Deduction")
+        for name in fields:
+            field = model._meta.get_field(name)
+            schema_editor.execute(schema_editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s"))
+
+    return migrations.RunPython(forwards, backwards)
+
+
+REFERENCES_ON_STATEMENTS = after_each_statement("sharing_deduction_references", "sharing_deduction_references_exist")
+USAGE_RECORDS_KEPT, ASSETS_KEPT = rows_kept("sharing_usagerecord"), rows_kept("sharing_asset")
+
 CHECKS = """
 CREATE FUNCTION sharing_deduction_references_exist() RETURNS trigger LANGUAGE plpgsql
 SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
@@ -57,10 +112,6 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER sharing_deduction_references_on_insert AFTER INSERT ON sharing_deduction
-    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sharing_deduction_references_exist();
-CREATE TRIGGER sharing_deduction_references_on_update AFTER UPDATE ON sharing_deduction
-    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sharing_deduction_references_exist();
 
 CREATE FUNCTION sharing_row_kept() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -69,52 +120,11 @@ BEGIN
                          TG_TABLE_NAME, OLD.id),
         TABLE = TG_TABLE_NAME;
 END $$;
-CREATE TRIGGER sharing_usagerecord_kept BEFORE DELETE ON sharing_usagerecord
-    FOR EACH ROW EXECUTE FUNCTION sharing_row_kept();
-CREATE TRIGGER sharing_usagerecord_id_kept BEFORE UPDATE OF id ON sharing_usagerecord
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sharing_row_kept();
-CREATE TRIGGER sharing_asset_kept BEFORE DELETE ON sharing_asset
-    FOR EACH ROW EXECUTE FUNCTION sharing_row_kept();
-CREATE TRIGGER sharing_asset_id_kept BEFORE UPDATE OF id ON sharing_asset
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sharing_row_kept();
-"""
-DROP_CHECKS = """
-DROP TRIGGER IF EXISTS sharing_deduction_references_on_insert ON sharing_deduction;
-DROP TRIGGER IF EXISTS sharing_deduction_references_on_update ON sharing_deduction;
+""" + REFERENCES_ON_STATEMENTS[0] + USAGE_RECORDS_KEPT[0] + ASSETS_KEPT[0]
+DROP_CHECKS = REFERENCES_ON_STATEMENTS[1] + USAGE_RECORDS_KEPT[1] + ASSETS_KEPT[1] + """
 DROP FUNCTION IF EXISTS sharing_deduction_references_exist();
-DROP TRIGGER IF EXISTS sharing_usagerecord_kept ON sharing_usagerecord;
-DROP TRIGGER IF EXISTS sharing_usagerecord_id_kept ON sharing_usagerecord;
-DROP TRIGGER IF EXISTS sharing_asset_kept ON sharing_asset;
-DROP TRIGGER IF EXISTS sharing_asset_id_kept ON sharing_asset;
 DROP FUNCTION IF EXISTS sharing_row_kept();
 """
-FIELDS = ["usage_record", "asset"]
-
-
-def drop_foreign_keys(schema_editor, model, fields):
-    for name in fields:
-        field = model._meta.get_field(name)
-        for constraint in schema_editor._constraint_names(model, [field.column], foreign_key=True):
-            schema_editor.execute(schema_editor._delete_fk_sql(model, constraint))
-
-
-def add_foreign_keys(schema_editor, model, fields):
-    """Django's own foreign keys, named as Django names them (deferrable, initially deferred)."""
-    for name in fields:
-        field = model._meta.get_field(name)
-        schema_editor.execute(schema_editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s"))
-
-
-def check_per_statement(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        drop_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), FIELDS)
-        schema_editor.execute(CHECKS, params=None)  # no placeholders: its %s are format()'s
-
-
-def check_per_line(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_CHECKS, params=None)
-        add_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), FIELDS)
 
 
 class Migration(migrations.Migration):
@@ -124,5 +134,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(check_per_statement, check_per_line),
+        foreign_keys_replaced(["usage_record", "asset"], CHECKS, DROP_CHECKS),
     ]

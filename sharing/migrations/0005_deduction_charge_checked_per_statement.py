@@ -33,6 +33,8 @@ from importlib import import_module
 from django.db import migrations
 
 _0004 = import_module("sharing.migrations.0004_deduction_references_checked_per_statement")
+NOTED_ON_STATEMENTS = _0004.after_each_statement("sharing_deduction_charges", "sharing_deduction_charges_noted")
+CHARGES_KEPT = _0004.rows_kept("accounts_charge")
 
 CHECKS = """
 CREATE UNLOGGED TABLE sharing_deduction_charge_check (
@@ -78,37 +80,12 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER sharing_deduction_charges_on_insert AFTER INSERT ON sharing_deduction
-    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sharing_deduction_charges_noted();
-CREATE TRIGGER sharing_deduction_charges_on_update AFTER UPDATE ON sharing_deduction
-    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sharing_deduction_charges_noted();
-
-CREATE TRIGGER accounts_charge_kept BEFORE DELETE ON accounts_charge
-    FOR EACH ROW EXECUTE FUNCTION sharing_row_kept();
-CREATE TRIGGER accounts_charge_id_kept BEFORE UPDATE OF id ON accounts_charge
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION sharing_row_kept();
-"""
-DROP_CHECKS = """
-DROP TRIGGER IF EXISTS accounts_charge_kept ON accounts_charge;
-DROP TRIGGER IF EXISTS accounts_charge_id_kept ON accounts_charge;
-DROP TRIGGER IF EXISTS sharing_deduction_charges_on_insert ON sharing_deduction;
-DROP TRIGGER IF EXISTS sharing_deduction_charges_on_update ON sharing_deduction;
+""" + NOTED_ON_STATEMENTS[0] + CHARGES_KEPT[0]
+DROP_CHECKS = CHARGES_KEPT[1] + NOTED_ON_STATEMENTS[1] + """
 DROP FUNCTION IF EXISTS sharing_deduction_charges_noted();
 DROP TABLE IF EXISTS sharing_deduction_charge_check;
 DROP FUNCTION IF EXISTS sharing_deduction_charges_exist();
 """
-
-
-def check_per_statement(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        _0004.drop_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), ["charge"])
-        schema_editor.execute(CHECKS, params=None)  # no placeholders: its %s are format()'s
-
-
-def check_per_line(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_CHECKS, params=None)
-        _0004.add_foreign_keys(schema_editor, apps.get_model("sharing", "Deduction"), ["charge"])
 
 
 class Migration(migrations.Migration):
@@ -119,5 +96,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(check_per_statement, check_per_line),
+        _0004.foreign_keys_replaced(["charge"], CHECKS, DROP_CHECKS),
     ]

@@ -9,9 +9,9 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Charge
-from tests import factories
 from sharing.models import Asset, Deduction, UsageRecord
 from sharing.rating import rate_pending
+from tests import factories
 
 from .helpers import D, at, coupon, usage
 
@@ -224,8 +224,8 @@ def test_the_rating_refused_at_commit_for_a_missing_charge_rates_nothing_R_US_7(
     from sharing import rating
     from sharing.models import UsagePending
 
-    from .helpers import assert_books_clean
     from .test_rating import _world
+    from .test_rating_lines_written_while_rating import _rated_again
 
     enterprise, ma, admin = factories.make_enterprise()
     clock.set(at(8))
@@ -242,6 +242,5 @@ def test_the_rating_refused_at_commit_for_a_missing_charge_rates_nothing_R_US_7(
     assert not Deduction.objects.exists() and not Charge.objects.exists() and _notes() == []
 
     monkeypatch.setattr(rating, "_insert", plain_insert)
-    assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
+    _rated_again(records)
     assert Deduction.objects.values("usage_record").distinct().count() == len(records)
-    assert_books_clean()

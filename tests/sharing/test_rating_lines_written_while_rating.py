@@ -66,6 +66,20 @@ def _books(accounts):
             LedgerEntry.objects.count(), Bill.objects.count())
 
 
+def _world_before(ent, clock, tag):
+    """A world to rate at 08:00, and its books before."""
+    enterprise, ma, admin = ent
+    clock.set(at(8))
+    accounts, records = _world(enterprise, admin, tag)
+    return accounts, records, _books(accounts)
+
+
+def _rated_again(records):
+    """After a failed batch, rated again: every record rated, the books clean."""
+    assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
+    assert_books_clean()
+
+
 def _assert_nothing_left(accounts, records, before):
     """A batch failed: every figure as ``before``, every record still queued, the writer's thread ended and the
     switch interval back."""
@@ -84,10 +98,7 @@ def test_a_chunk_the_database_refuses_rates_nothing_of_the_batch_R_US_7(ent, clo
     check, migration 0004; a negative position: a CHECK). The batch raises Django's IntegrityError and leaves
     nothing: every record still queued, no line, charge, operation, ledger row or bill, balances and coupons as
     they were; rated again, everything is rated once."""
-    enterprise, ma, admin = ent
-    clock.set(at(8))
-    accounts, records = _world(enterprise, admin, "bad")
-    before = _books(accounts)
+    accounts, records, before = _world_before(ent, clock, "bad")
     monkeypatch.setattr(rating, "DEDUCTION_CHUNK", 3)
     plain_write = rating._DeductionWriter.write
     written = []
@@ -107,18 +118,14 @@ def test_a_chunk_the_database_refuses_rates_nothing_of_the_batch_R_US_7(ent, clo
     _assert_nothing_left(accounts, records, before)
 
     monkeypatch.setattr(rating._DeductionWriter, "write", plain_write)
-    assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
+    _rated_again(records)
     assert Deduction.objects.values("usage_record").distinct().count() == len(records)
-    assert_books_clean()
 
 
 def test_an_error_while_rating_stops_the_writer_and_rates_nothing_R_US_7(ent, clock, monkeypatch):
     """The rating fails after chunks were sent: the error is the rating's, the writer's thread has ended, the
     switch interval is back, and nothing of the batch is left."""
-    enterprise, ma, admin = ent
-    clock.set(at(8))
-    accounts, records = _world(enterprise, admin, "err")
-    before = _books(accounts)
+    accounts, records, before = _world_before(ent, clock, "err")
     monkeypatch.setattr(rating, "DEDUCTION_CHUNK", 2)
     plain_rate = rating._Batch.rate
     calls = []
@@ -135,8 +142,7 @@ def test_an_error_while_rating_stops_the_writer_and_rates_nothing_R_US_7(ent, cl
     _assert_nothing_left(accounts, records, before)
 
     monkeypatch.setattr(rating._Batch, "rate", plain_rate)
-    assert rate_pending(record_ids=[r.pk for r in records], batch_size=100) == len(records)
-    assert_books_clean()
+    _rated_again(records)
 
 
 @settings(max_examples=200, deadline=None)
