@@ -7,7 +7,10 @@ from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, Subque
 from django.db.models.functions import Coalesce, Round
 from django.utils import timezone
 
-from core.money import CENT, ZERO
+from core.errors import DomainError
+from core.money import CENT, ZERO, format_money
+
+from . import messages
 
 from .models import (Account, Bill, CreditChangeRecord, CreditContract, Enterprise, Folder, TransferPair,
                      TransferRecord, available_credit_expression)
@@ -257,21 +260,21 @@ def transfer_preview(payer: Account, payee: Account, amount: Decimal) -> dict:
     ``services.transfer_create`` would refuse it now (R-TR-1, R-TR-2); the service checks again
     inside its transaction on locked rows and refuses with the current figure if it changed (R-TR-8).
     """
-    from . import services  # the refusal messages and checks are the service's
+    from .services.common import check_fund_account  # the services import this module
 
     if payer.pk == payee.pk:
-        raise services.DomainError(services.MSG_SAME_ACCOUNT, field="payer", rule="R-TR-1")
+        raise DomainError(messages.MSG_SAME_ACCOUNT, field="payer", rule="R-TR-1")
     for account in (payer, payee):
-        services._check_fund_account(account, payee.enterprise_id)
+        check_fund_account(account, payee.enterprise_id)
     overdue = overdue_amount(payer)
     if overdue > 0:
-        raise services.DomainError(services.MSG_PAYER_OVERDUE.format(account=payer.account_id,
-                                                                     overdue=services.M(overdue)),
+        raise DomainError(messages.MSG_PAYER_OVERDUE.format(account=payer.account_id,
+                                                                     overdue=format_money(overdue)),
                                    field="payer", rule="R-TR-2")
     limit = transferable_amount(payer)
     if amount > limit:
-        raise services.DomainError(services.MSG_OVER_TRANSFERABLE.format(limit=services.M(limit),
-                                                                         amount=services.M(amount)),
+        raise DomainError(messages.MSG_OVER_TRANSFERABLE.format(limit=format_money(limit),
+                                                                         amount=format_money(amount)),
                                    field="amount", rule="R-TR-2", code="over_transferable")
     return {
         "amount": amount,
@@ -286,21 +289,21 @@ def withdrawal_preview(source: Account, target: Account, amount: Decimal) -> dic
 
     Read only, like ``transfer_preview``; refuses as ``services.withdrawal_create`` would now (R-TR-4).
     """
-    from . import services
+    from .services.common import check_fund_account
 
     if source.pk == target.pk:
-        raise services.DomainError(services.MSG_SAME_ACCOUNT, field="source", rule="R-TR-1")
+        raise DomainError(messages.MSG_SAME_ACCOUNT, field="source", rule="R-TR-1")
     for account in (source, target):
-        services._check_fund_account(account, target.enterprise_id)
+        check_fund_account(account, target.enterprise_id)
     pair = transfer_pair(source, target)
     if pair is None:
-        raise services.DomainError(services.MSG_NO_TRANSFER.format(source=source.account_id,
+        raise DomainError(messages.MSG_NO_TRANSFER.format(source=source.account_id,
                                                                    target=target.account_id),
                                    field="source", rule="R-TR-4")
     limit = withdrawable_amount(source=source, target=target, pair=pair)
     if amount > limit:
-        raise services.DomainError(services.MSG_OVER_WITHDRAWABLE.format(limit=services.M(limit),
-                                                                         amount=services.M(amount)),
+        raise DomainError(messages.MSG_OVER_WITHDRAWABLE.format(limit=format_money(limit),
+                                                                         amount=format_money(amount)),
                                    field="amount", rule="R-TR-4", code="over_withdrawable")
     return {
         "amount": amount,
@@ -376,8 +379,6 @@ def credit_blockers_for_page(enterprise: Enterprise, accounts) -> dict[int, dict
     ``select_related("enterprise__credit_contract")``), so a page of any size costs one query at most.
     Returns ``{pk: {"credit": reason or None, "transfer": reason or None}}``.
     """
-    from . import services  # the messages live with the rules; services imports this module
-
     if enterprise is None:
         contract = None
     elif Enterprise.credit_contract.is_cached(enterprise):  # loaded with the enterprise: no query
@@ -385,22 +386,22 @@ def credit_blockers_for_page(enterprise: Enterprise, accounts) -> dict[int, dict
     else:
         contract = credit_contract(enterprise)
     if contract is None:
-        contract_reason = services.MSG_NO_CONTRACT
+        contract_reason = messages.MSG_NO_CONTRACT
     elif contract.status != CreditContract.Status.EFFECTIVE:
-        contract_reason = services.MSG_CONTRACT_PENDING
+        contract_reason = messages.MSG_CONTRACT_PENDING
     else:
         contract_reason = None
     company_id = enterprise.company_id if enterprise is not None else None
     reasons = {}
     for account in accounts:
         if enterprise is None or account.enterprise_id != enterprise.pk:
-            fund = services.MSG_NOT_IN_ENTERPRISE.format(account=account.account_id)
+            fund = messages.MSG_NOT_IN_ENTERPRISE.format(account=account.account_id)
         elif not account.verified_company_id or account.verified_company_id != company_id:
-            fund = services.MSG_OTHER_COMPANY.format(account=account.account_id)
+            fund = messages.MSG_OTHER_COMPANY.format(account=account.account_id)
         elif account.credit_transfer_disabled:
             reason = ("pay on behalf of an ecosystem partner" if account.pay_on_behalf
                       else "significant receivables with long-overdue history")
-            fund = services.MSG_DISABLED.format(account=account.account_id, reason=reason)
+            fund = messages.MSG_DISABLED.format(account=account.account_id, reason=reason)
         else:
             fund = None
         reasons[account.pk] = {"credit": contract_reason or fund, "transfer": fund}

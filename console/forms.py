@@ -9,6 +9,7 @@ import uuid
 from django import forms
 
 from accounts import services
+from accounts import messages
 from accounts.models import TransferRecord
 from core.errors import DomainError
 from core.money import parse_amount
@@ -94,9 +95,9 @@ class TransferForm(IdempotentForm):
     def clean_remark(self):
         remark = self.cleaned_data.get("remark") or ""
         if not remark:
-            raise forms.ValidationError(services.MSG_REMARK_REQUIRED)
+            raise forms.ValidationError(messages.MSG_REMARK_REQUIRED)
         if len(remark) > 200:
-            raise forms.ValidationError(services.MSG_REMARK_TOO_LONG.format(length=len(remark)))
+            raise forms.ValidationError(messages.MSG_REMARK_TOO_LONG.format(length=len(remark)))
         return remark
 
     def clean(self):
@@ -120,7 +121,7 @@ class AlertForm(forms.Form):
 class AlertBatchForm(AlertForm):
     """Low balance alert of the selected accounts, all or none (R-AL-2)."""
 
-    accounts = forms.TypedMultipleChoiceField(coerce=int, error_messages={"required": services.MSG_NO_ACCOUNTS})
+    accounts = forms.TypedMultipleChoiceField(coerce=int, error_messages={"required": messages.MSG_NO_ACCOUNTS})
 
     def __init__(self, *args, account_choices=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -67,6 +67,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import services as account_services
+from accounts.rules import split_charge
 from accounts.models import Account, Bill, Charge, LedgerEntry, Operation
 from core.db import atomic_service
 from core.money import ZERO, round_money, split_exact
@@ -471,9 +472,7 @@ def _charge_all(runs: list[_Run], accounts: dict[int, list], values: _Values, op
         state = accounts[account_id]
         cash, book, outstanding = state[0], state[1], state[2]
         when = values.time(run.at)
-        from_book = book if book < amount else amount
-        from_cash = min(cash, amount - from_book)
-        billed = amount - from_book - from_cash
+        from_book, from_cash, billed = split_charge(amount=amount, transfer_book_balance=book, own_cash=cash)
         state[0], state[1], state[2] = cash - from_cash, book - from_book, outstanding + billed
         description = values.text(_run_description(run, hours))
         operations.append((op_id, CHARGE, -amount, description, when))
@@ -493,7 +492,7 @@ def _charge_all(runs: list[_Run], accounts: dict[int, list], values: _Values, op
                     account = instances[account_id] = Account.objects.get(pk=account_id)
                 account.own_cash, account.transfer_book_balance, account.outstanding_balance = state[0], state[1], \
                     state[2]
-                account_services._evaluate_alerts([account], at=now)
+                account_services.evaluate_alerts([account], at=now)
                 state[6] = account.alert_sent_at
     _insert(Operation, OPERATION_COLUMNS, operations)
     _insert(LedgerEntry, LEDGER_COLUMNS, entries)

@@ -9,6 +9,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts import services
+from core.idempotency import MSG_IDEMPOTENCY_MISMATCH
+from accounts import messages
 from accounts.models import Account, CreditContract, LedgerEntry, Operation, TopUp, User
 from core.models import AuditEvent
 from tests.books import D, books, figures
@@ -263,5 +265,5 @@ def test_backoffice_money_form_sent_twice_with_its_key_is_recorded_once_R_TR_7(s
     assert figures(a)[0] == (D("140.00") if kind == "top_up" else D("60.00"))
     # The same key with another amount is refused at the field, and changes nothing.
     response = staff_client.post(url, {"amount": "41.00", "idempotency_key": key})
-    assert response.status_code == 200 and services.MSG_IDEMPOTENCY_MISMATCH in response.content.decode()
+    assert response.status_code == 200 and MSG_IDEMPOTENCY_MISMATCH in response.content.decode()
     assert model.objects.filter(account=a).count() == (2 if kind == "top_up" else 1)

@@ -186,7 +186,7 @@ def test_transfer_does_not_wait_for_a_credit_change_holding_the_enterprise_R_TR_
     def hold_enterprise_lock():
         try:
             with transaction.atomic():
-                services._lock_enterprise(enterprise.pk)  # what credit_limit_set holds while it works
+                services.lock_enterprise(enterprise.pk)  # what credit_limit_set holds while it works
                 holding.set()
                 release.wait(20)
         finally:

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import selectors, services
+from accounts import messages
 from accounts.models import Account, Folder, Invitation, User
 from accounts.signals import membership_changed
 from core.errors import DomainError, PermissionDenied
@@ -50,7 +51,7 @@ def test_only_a_verified_company_account_enables_the_center_R_ORG_1(db):
     ent_, ma, admin = make_enterprise()
     member = make_account(enterprise=ent_)
     assert_refused(lambda: services.enterprise_enable(actor=None, management_account=member, name="Y"),
-                   services.MSG_ALREADY_MEMBER.format(account=member.account_id))
+                   messages.MSG_ALREADY_MEMBER.format(account=member.account_id))
 
 
 # --- R-ORG-3: at most 5 levels, names 1 to 24 characters, unique among siblings ---
@@ -63,7 +64,7 @@ def test_folders_nest_at_most_five_levels_below_the_root_R_ORG_3(ent):
         assert parent.depth == level
     assert parent.path.count("/") == 7  # /root/1/2/3/4/5/
     err = assert_refused(lambda: services.folder_create(actor=admin, parent=parent, name="Level 6"),
-                         services.MSG_FOLDER_DEPTH, rule="R-ORG-3")
+                         messages.MSG_FOLDER_DEPTH, rule="R-ORG-3")
     assert err.field == "parent"
 
 
@@ -77,7 +78,7 @@ def test_folder_names_of_1_to_24_characters_accepted_R_ORG_3(ent, name, stored):
 def test_folder_names_outside_1_to_24_characters_refused_R_ORG_3(ent, name):
     enterprise, ma, admin = ent
     err = assert_refused(lambda: services.folder_create(actor=admin, parent=root(enterprise), name=name),
-                         services.MSG_FOLDER_NAME, rule="R-ORG-3")
+                         messages.MSG_FOLDER_NAME, rule="R-ORG-3")
     assert err.field == "name"
 
 
@@ -85,12 +86,12 @@ def test_folder_names_unique_among_siblings_only_R_ORG_3(ent):
     enterprise, ma, admin = ent
     sales = services.folder_create(actor=admin, parent=root(enterprise), name="Sales")
     assert_refused(lambda: services.folder_create(actor=admin, parent=root(enterprise), name="Sales"),
-                   services.MSG_FOLDER_NAME_TAKEN.format(name="Sales"), rule="R-ORG-3")
+                   messages.MSG_FOLDER_NAME_TAKEN.format(name="Sales"), rule="R-ORG-3")
     nested = services.folder_create(actor=admin, parent=sales, name="Sales")  # a cousin may share the name
     assert nested.parent == sales
     east = services.folder_create(actor=admin, parent=root(enterprise), name="East")
     assert_refused(lambda: services.folder_rename(actor=admin, folder=east, name="Sales"),
-                   services.MSG_FOLDER_NAME_TAKEN.format(name="Sales"))
+                   messages.MSG_FOLDER_NAME_TAKEN.format(name="Sales"))
 
 
 def test_subtree_selectors_follow_the_materialized_path_R_ORG_3(ent):
@@ -114,8 +115,8 @@ def test_folder_rename_R_ORG_4(ent):
     services.folder_rename(actor=admin, folder=folder, name="Sales EMEA")
     assert Folder.objects.get(pk=folder.pk).name == "Sales EMEA"
     assert_refused(lambda: services.folder_rename(actor=admin, folder=root(enterprise), name="Top"),
-                   services.MSG_FOLDER_ROOT)
-    assert_refused(lambda: services.folder_rename(actor=admin, folder=folder, name="y" * 25), services.MSG_FOLDER_NAME)
+                   messages.MSG_FOLDER_ROOT)
+    assert_refused(lambda: services.folder_rename(actor=admin, folder=folder, name="y" * 25), messages.MSG_FOLDER_NAME)
 
 
 def test_folder_deleted_only_when_empty_R_ORG_4(ent):
@@ -123,15 +124,15 @@ def test_folder_deleted_only_when_empty_R_ORG_4(ent):
     sales = services.folder_create(actor=admin, parent=root(enterprise), name="Sales")
     east = services.folder_create(actor=admin, parent=sales, name="East")
     assert_refused(lambda: services.folder_delete(actor=admin, folder=sales),
-                   services.MSG_FOLDER_NOT_EMPTY.format(name="Sales", folders=1, accounts=0), rule="R-ORG-4")
+                   messages.MSG_FOLDER_NOT_EMPTY.format(name="Sales", folders=1, accounts=0), rule="R-ORG-4")
     account = make_account(enterprise=enterprise, folder=east)
     assert_refused(lambda: services.folder_delete(actor=admin, folder=east),
-                   services.MSG_FOLDER_NOT_EMPTY.format(name="East", folders=0, accounts=1))
+                   messages.MSG_FOLDER_NOT_EMPTY.format(name="East", folders=0, accounts=1))
     services.accounts_move(actor=admin, accounts=[account], folder=root(enterprise))
     services.folder_delete(actor=admin, folder=east)
     services.folder_delete(actor=admin, folder=sales)
     assert list(Folder.objects.filter(enterprise=enterprise)) == [root(enterprise)]
-    assert_refused(lambda: services.folder_delete(actor=admin, folder=root(enterprise)), services.MSG_FOLDER_ROOT)
+    assert_refused(lambda: services.folder_delete(actor=admin, folder=root(enterprise)), messages.MSG_FOLDER_ROOT)
 
 
 def test_folder_with_an_open_invitation_is_not_empty_R_ORG_4(ent):
@@ -150,11 +151,11 @@ def test_directory_changes_only_by_the_enterprise_administrator_R_ORG_6(ent):
     folder = services.folder_create(actor=admin, parent=root(enterprise), name="Sales")
     for actor in (member, other_admin, None):
         assert_refused(lambda: services.folder_create(actor=actor, parent=root(enterprise), name="X"),
-                       services.MSG_NOT_ADMIN)
-        assert_refused(lambda: services.folder_rename(actor=actor, folder=folder, name="X"), services.MSG_NOT_ADMIN)
-        assert_refused(lambda: services.folder_delete(actor=actor, folder=folder), services.MSG_NOT_ADMIN)
+                       messages.MSG_NOT_ADMIN)
+        assert_refused(lambda: services.folder_rename(actor=actor, folder=folder, name="X"), messages.MSG_NOT_ADMIN)
+        assert_refused(lambda: services.folder_delete(actor=actor, folder=folder), messages.MSG_NOT_ADMIN)
         assert_refused(lambda: services.accounts_move(actor=actor, accounts=[ma], folder=folder),
-                       services.MSG_NOT_ADMIN)
+                       messages.MSG_NOT_ADMIN)
 
 
 # --- R-ORG-4: invitations ---
@@ -192,7 +193,7 @@ def test_invitation_declined_leaves_the_account_outside_R_ORG_4(ent, outsider):
     invitation.refresh_from_db()
     assert (account.enterprise, invitation.status) == (None, "declined")
     assert_refused(lambda: services.invitation_respond(actor=user, invitation=invitation, accept=True),
-                   services.MSG_INVITATION_CLOSED.format(status="declined"))
+                   messages.MSG_INVITATION_CLOSED.format(status="declined"))
     # A new invitation can be sent after a decline.
     services.invitation_create(actor=admin, enterprise=enterprise, account_id=account.account_id)
 
@@ -204,7 +205,7 @@ def test_invitation_expires_after_14_days_R_ORG_4(ent, outsider):
     Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(DomainError) as info:
         services.invitation_respond(actor=user, invitation=invitation, accept=True)
-    assert info.value.message == services.MSG_INVITATION_CLOSED.format(status="expired")
+    assert info.value.message == messages.MSG_INVITATION_CLOSED.format(status="expired")
     account.refresh_from_db()
     invitation.refresh_from_db()
     assert account.enterprise is None
@@ -225,22 +226,22 @@ def test_invitation_refusals_R_ORG_4(ent, outsider):
     enterprise, ma, admin = ent
     account, user = outsider
     assert_refused(lambda: services.invitation_create(actor=admin, enterprise=enterprise, account_id="0000"),
-                   services.MSG_UNKNOWN_ACCOUNT.format(account_id="0000"))
+                   messages.MSG_UNKNOWN_ACCOUNT.format(account_id="0000"))
     member = make_account(enterprise=enterprise)
     assert_refused(lambda: services.invitation_create(actor=admin, enterprise=enterprise,
                                                       account_id=member.account_id),
-                   services.MSG_ALREADY_MEMBER.format(account=member.account_id))
+                   messages.MSG_ALREADY_MEMBER.format(account=member.account_id))
     invitation = services.invitation_create(actor=admin, enterprise=enterprise, account_id=account.account_id)
     assert_refused(lambda: services.invitation_create(actor=admin, enterprise=enterprise,
                                                       account_id=account.account_id),
-                   services.MSG_ALREADY_INVITED.format(account=account.account_id))
+                   messages.MSG_ALREADY_INVITED.format(account=account.account_id))
     # Only a user of the invited account answers.
     for actor in (admin, make_user(account=member)):
         with pytest.raises(PermissionDenied):
             services.invitation_respond(actor=actor, invitation=invitation, accept=True)
     other_ent, _, other_admin = make_enterprise(name="Other")
     assert_refused(lambda: services.invitation_create(actor=other_admin, enterprise=enterprise,
-                                                      account_id=account.account_id), services.MSG_NOT_ADMIN)
+                                                      account_id=account.account_id), messages.MSG_NOT_ADMIN)
 
 
 def test_accepting_after_joining_another_enterprise_is_refused_R_ORG_4(ent, outsider):
@@ -251,7 +252,7 @@ def test_accepting_after_joining_another_enterprise_is_refused_R_ORG_4(ent, outs
     second = services.invitation_create(actor=other_admin, enterprise=other_ent, account_id=account.account_id)
     services.invitation_respond(actor=user, invitation=second, accept=True)
     assert_refused(lambda: services.invitation_respond(actor=user, invitation=first, accept=True),
-                   services.MSG_ALREADY_MEMBER.format(account=account.account_id))
+                   messages.MSG_ALREADY_MEMBER.format(account=account.account_id))
 
 
 # --- R-ORG-4: move and remove ---
@@ -266,14 +267,14 @@ def test_move_one_or_many_accounts_R_ORG_4(ent, signals):
     assert [(s["old_folder"], s["new_folder"]) for s in signals] == [(root(enterprise), sales)] * 2
     # Moving into the folder it is already in changes nothing.
     assert services.accounts_move(actor=admin, accounts=[a], folder=sales) == []
-    assert_refused(lambda: services.accounts_move(actor=admin, accounts=[], folder=sales), services.MSG_NO_ACCOUNTS)
+    assert_refused(lambda: services.accounts_move(actor=admin, accounts=[], folder=sales), messages.MSG_NO_ACCOUNTS)
 
 
 def test_move_of_another_enterprise_account_refused_R_ORG_4_R_ORG_6(ent):
     enterprise, ma, admin = ent
     foreign = make_account(enterprise=make_enterprise(name="Other")[0])
     assert_refused(lambda: services.accounts_move(actor=admin, accounts=[foreign], folder=root(enterprise)),
-                   services.MSG_NOT_IN_ENTERPRISE.format(account=foreign.account_id))
+                   messages.MSG_NOT_IN_ENTERPRISE.format(account=foreign.account_id))
 
 
 def test_remove_an_account_from_the_directory_R_ORG_4(ent, signals):
@@ -289,13 +290,13 @@ def test_remove_an_account_from_the_directory_R_ORG_4(ent, signals):
 
 def test_remove_refusals_R_ORG_4(ent):
     enterprise, ma, admin = ent
-    assert_refused(lambda: services.account_remove(actor=admin, account=ma), services.MSG_REMOVE_MANAGEMENT)
+    assert_refused(lambda: services.account_remove(actor=admin, account=ma), messages.MSG_REMOVE_MANAGEMENT)
     effective_contract(enterprise, admin, "100.00")
     a = make_account(enterprise=enterprise)
     services.credit_limit_set(actor=admin, account=a, new_limit="10.00")
     assert_refused(lambda: services.account_remove(actor=admin, account=a),
-                   services.MSG_REMOVE_CREDIT.format(account=a.account_id, limit="10.00"))
-    assert_refused(lambda: services.account_remove(actor=make_user(account=a), account=a), services.MSG_NOT_ADMIN)
+                   messages.MSG_REMOVE_CREDIT.format(account=a.account_id, limit="10.00"))
+    assert_refused(lambda: services.account_remove(actor=make_user(account=a), account=a), messages.MSG_NOT_ADMIN)
 
 
 # --- R-ORG-5: another company's account may sit in the directory ---
@@ -310,7 +311,7 @@ def test_other_company_account_can_join_but_fund_operations_are_refused_R_ORG_5(
     assert account.enterprise == enterprise and not account.same_company_as_enterprise
     services.top_up(actor=None, account=ma, amount="100.00")
     assert_refused(lambda: services.transfer_create(actor=admin, payer=ma, payee=account, amount="1.00", remark="x"),
-                   services.MSG_OTHER_COMPANY.format(account=account.account_id), rule="R-ORG-5")
+                   messages.MSG_OTHER_COMPANY.format(account=account.account_id), rule="R-ORG-5")
 
 
 # --- R-ORG-6: who sees what ---

@@ -9,9 +9,12 @@ import threading
 import time
 
 import pytest
+
+from core.errors import DomainError
 from django.db import connection, transaction
 
 from accounts import services
+from accounts import messages
 from accounts.models import TransferPair
 from tests.books import D, figures, make_overdue
 from tests.factories import fund, make_account, make_enterprise, spend
@@ -70,9 +73,9 @@ def test_withdrawal_waiting_for_another_withdrawal_sees_the_pair_it_drew_down_R_
     thread, errors = _hold_then_commit(
         lambda: services.withdrawal_create(actor=admin, source=a, target=b, amount="70.00", remark="first"))
     # Only 30.00 is left to withdraw once the first withdrawal commits: refused with that figure.
-    with pytest.raises(services.DomainError) as info:
+    with pytest.raises(DomainError) as info:
         services.withdrawal_create(actor=admin, source=a, target=b, amount="50.00", remark="second")
     thread.join(30)
     assert errors == []
-    assert info.value.message == services.MSG_OVER_WITHDRAWABLE.format(limit="30.00", amount="50.00")
+    assert info.value.message == messages.MSG_OVER_WITHDRAWABLE.format(limit="30.00", amount="50.00")
     assert TransferPair.objects.get(source=a, target=b).remaining_revocable == D("30.00")

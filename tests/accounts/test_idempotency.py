@@ -10,6 +10,8 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts import services
+from core.idempotency import MSG_IDEMPOTENCY_MISMATCH
+from accounts import messages
 from accounts.ledger import ledger_differences
 from accounts.models import Account, Charge, LedgerEntry, TopUp, TransferRecord
 from core.models import IdempotencyKey
@@ -73,11 +75,11 @@ def test_same_key_different_parameters_refused_R_TR_7(ab):
         params = {"amount": "400.00", "remark": "x", **kwargs}
         err = assert_refused(lambda: services.transfer_create(actor=admin, payer=a, payee=b, idempotency_key="k",
                                                               **params),
-                             services.MSG_IDEMPOTENCY_MISMATCH)
+                             MSG_IDEMPOTENCY_MISMATCH)
         assert err.code == "idempotency_mismatch"
     # The same key for another operation is refused too.
     assert_refused(lambda: services.charge(actor=None, account=a, amount="400.00", idempotency_key="k"),
-                   services.MSG_IDEMPOTENCY_MISMATCH)
+                   MSG_IDEMPOTENCY_MISMATCH)
 
 
 def test_same_amount_written_differently_is_the_same_request_R_TR_7(ab):
@@ -109,7 +111,7 @@ def test_key_of_another_enterprise_administrator_does_not_replay_its_result(ab):
     other_admin = make_enterprise(name="Other")[2]
     assert_refused(lambda: services.transfer_create(actor=other_admin, payer=a, payee=b, amount="1.00", remark="x",
                                                     idempotency_key="k"),
-                   services.MSG_IDEMPOTENCY_MISMATCH)
+                   MSG_IDEMPOTENCY_MISMATCH)
 
 
 # --- Keys are kept at least 24 hours, then pruned ---
@@ -196,7 +198,7 @@ def test_same_key_raced_with_different_parameters_one_wins_one_refused_R_TR_7():
         won = [r for r in results if r is not None]
         lost = [e for e in errors if e is not None]
         assert len(won) == 1 and len(lost) == 1
-        assert getattr(lost[0], "message", None) == services.MSG_IDEMPOTENCY_MISMATCH
+        assert getattr(lost[0], "message", None) == MSG_IDEMPOTENCY_MISMATCH
     assert Charge.objects.count() == 10
     assert LedgerEntry.objects.filter(account=a).count() == 10
     assert figures(Account.objects.get(pk=a.pk))[3] == sum(Charge.objects.values_list("amount", flat=True))

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts import services
+from accounts import messages
 from accounts.models import Account, AlertEvent
 from core import money
 from core.models import Message, Notification
@@ -59,10 +60,10 @@ def test_only_the_administrator_of_the_enterprise_sets_alerts_R_AL_1_R_ORG_6(ent
     enterprise, ma, admin = ent
     a = make_account(enterprise=enterprise)
     assert_refused(lambda: services.alert_set(actor=make_user(account=a), account=a, enabled=True, threshold="1"),
-                   services.MSG_NOT_ADMIN)
+                   messages.MSG_NOT_ADMIN)
     other_admin = make_enterprise(name="Other")[2]
     assert_refused(lambda: services.alert_set(actor=other_admin, account=a, enabled=True, threshold="1"),
-                   services.MSG_NOT_IN_ENTERPRISE.format(account=a.account_id))
+                   messages.MSG_NOT_IN_ENTERPRISE.format(account=a.account_id))
 
 
 # --- R-AL-2: batch setting, all or none ---
@@ -81,13 +82,13 @@ def test_batch_with_one_foreign_account_changes_none_R_AL_2(ent):
     foreign = make_account(enterprise=make_enterprise(name="Other")[0])
     assert_refused(lambda: services.alert_set_many(actor=admin, accounts=[*mine, foreign], enabled=True,
                                                    threshold="1.00"),
-                   services.MSG_NOT_IN_ENTERPRISE.format(account=foreign.account_id))
+                   messages.MSG_NOT_IN_ENTERPRISE.format(account=foreign.account_id))
 
 
 def test_batch_needs_at_least_one_account_R_AL_2(ent):
     enterprise, ma, admin = ent
     assert_refused(lambda: services.alert_set_many(actor=admin, accounts=[], enabled=True, threshold="1.00"),
-                   services.MSG_NO_ACCOUNTS, rule="R-AL-2")
+                   messages.MSG_NO_ACCOUNTS, rule="R-AL-2")
 
 
 # --- R-AL-3: one alert per below-threshold episode, on an actual change of the balance ---

@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts import selectors, services
+from accounts import messages
 from accounts.ledger import ledger_differences
 from accounts.models import Account, Bill, Charge, LedgerEntry, Operation, TopUp
 from core import money
@@ -112,9 +113,9 @@ def test_charge_amount_rules_and_back_office_only_R_MON_1_R_ORG_6(ent):
     assert_refused(lambda: services.charge(actor=None, account=a, amount="1.234"), money.MSG_AMOUNT_DECIMALS)
     for actor in (admin, make_user(account=a)):
         assert_refused(lambda: services.charge(actor=actor, account=a, amount="1.00"),
-                       services.MSG_NOT_ACCOUNT_MANAGER)
+                       messages.MSG_NOT_ACCOUNT_MANAGER)
         assert_refused(lambda: services.top_up(actor=actor, account=a, amount="1.00"),
-                       services.MSG_NOT_ACCOUNT_MANAGER)
+                       messages.MSG_NOT_ACCOUNT_MANAGER)
 
 
 # --- R-MON-6: a top-up pays unpaid bills oldest first, then adds to own cash ---

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import selectors, services
+from accounts import messages
 from accounts.ledger import ledger_differences
 from accounts.models import CreditChangeRecord, CreditContract, LedgerEntry, Operation, User
 from core.errors import PermissionDenied
@@ -28,8 +29,8 @@ def sms_to(account, kind):
 def test_no_contract_blocks_credit_limits_R_CR_1(ent):
     enterprise, ma, admin = ent
     a = make_account(enterprise=enterprise)
-    assert services.credit_blocker(a).message == services.MSG_NO_CONTRACT
-    assert_refused(lambda: set_limit(admin, a, "100.00"), services.MSG_NO_CONTRACT, rule="R-CR-1")
+    assert services.credit_blocker(a).message == messages.MSG_NO_CONTRACT
+    assert_refused(lambda: set_limit(admin, a, "100.00"), messages.MSG_NO_CONTRACT, rule="R-CR-1")
 
 
 def test_pending_contract_counts_as_zero_and_blocks_limits_R_CR_1(ent):
@@ -41,7 +42,7 @@ def test_pending_contract_counts_as_zero_and_blocks_limits_R_CR_1(ent):
     assert selectors.credit_summary(enterprise)["total_credit_limit"] == D("0.00")
     assert selectors.maximum_quota_allocable(enterprise) == D("0.00")
     assert services.credit_blocker(a).code == "contract_pending"
-    assert_refused(lambda: set_limit(admin, a, "100.00"), services.MSG_CONTRACT_PENDING, rule="R-CR-1")
+    assert_refused(lambda: set_limit(admin, a, "100.00"), messages.MSG_CONTRACT_PENDING, rule="R-CR-1")
     # The MA is told in the console that a contract awaits its confirmation.
     assert ma.messages.filter(kind="credit_contract_pending").count() == 1
 
@@ -78,11 +79,11 @@ def test_only_the_enterprise_administrator_confirms_R_CR_1_R_ORG_6(ent):
     other_admin = make_enterprise(name="Other")[2]
     for actor in (member, other_admin, make_manager()):
         err = assert_refused(lambda: services.credit_contract_confirm(actor=actor, contract=contract),
-                             services.MSG_NOT_ADMIN)
+                             messages.MSG_NOT_ADMIN)
         assert isinstance(err, PermissionDenied)
     services.credit_contract_confirm(actor=admin, contract=contract)
     assert_refused(lambda: services.credit_contract_confirm(actor=admin, contract=contract),
-                   services.MSG_CONTRACT_NOT_PENDING)
+                   messages.MSG_CONTRACT_NOT_PENDING)
 
 
 def test_only_an_account_manager_grants_credit_R_CR_1_R_ORG_6(ent):
@@ -90,7 +91,7 @@ def test_only_an_account_manager_grants_credit_R_CR_1_R_ORG_6(ent):
     for actor in (admin, make_user(account=make_account(enterprise=enterprise))):
         assert_refused(lambda: services.credit_contract_grant(actor=actor, enterprise=enterprise,
                                                               total_credit_limit="1.00"),
-                       services.MSG_NOT_ACCOUNT_MANAGER)
+                       messages.MSG_NOT_ACCOUNT_MANAGER)
 
 
 # --- R-CR-2: later changes take effect at once and notify by SMS and email ---
@@ -163,7 +164,7 @@ def test_negative_allocable_after_lowering_the_total_blocks_increases_only_R_CR_
     assert [figures(x)[2] for x in (ma, a, b)] == [D("500.00"), D("1000.00"), D("2000.00")]
     assert selectors.credit_limit_range(a)["highest_credit_limit"] == D("1000.00")
     assert_refused(lambda: set_limit(admin, a, "1000.01"),
-                   services.MSG_OVER_ALLOCABLE.format(allocable="-1,000.00", highest="1,000.00", amount="1,000.01"),
+                   messages.MSG_OVER_ALLOCABLE.format(allocable="-1,000.00", highest="1,000.00", amount="1,000.01"),
                    rule="R-CR-4")
     set_limit(admin, a, "400.00")  # a decrease is still allowed
     assert selectors.maximum_quota_allocable(enterprise) == D("-400.00")
@@ -183,7 +184,7 @@ def test_increase_up_to_exactly_the_allocable_and_one_cent_over_refused_R_CR_4(c
     assert figures(a)[2] == D("6000.00")
     assert selectors.maximum_quota_allocable(enterprise) == D("0.00")
     assert_refused(lambda: set_limit(admin, b, "2000.01"),
-                   services.MSG_OVER_ALLOCABLE.format(allocable="0.00", highest="2,000.00", amount="2,000.01"))
+                   messages.MSG_OVER_ALLOCABLE.format(allocable="0.00", highest="2,000.00", amount="2,000.01"))
 
 
 def test_paying_the_overdue_bill_frees_quota_R_CR_3_R_CR_4(credit_ent):
@@ -221,7 +222,7 @@ def test_decrease_to_zero_of_an_empty_account_is_refused_R_CR_5(ent):
     a = make_account(enterprise=enterprise)
     set_limit(admin, a, "500.00")
     assert selectors.lowest_credit_limit(a) == D("0.01")
-    assert_refused(lambda: set_limit(admin, a, "0.00"), services.MSG_DECREASE_TOO_LOW.format(
+    assert_refused(lambda: set_limit(admin, a, "0.00"), messages.MSG_DECREASE_TOO_LOW.format(
         lowest="0.01", cash="0.00", outstanding="0.00", amount="0.00"))
     fund(a, "0.01")
     set_limit(admin, a, "0")
@@ -232,7 +233,7 @@ def test_unchanged_limit_refused(ent):
     enterprise, ma, admin = ent
     effective_contract(enterprise, admin, "1000.00")
     a = make_account(enterprise=enterprise)
-    assert_refused(lambda: set_limit(admin, a, "0.00"), services.MSG_LIMIT_UNCHANGED.format(current="0.00"))
+    assert_refused(lambda: set_limit(admin, a, "0.00"), messages.MSG_LIMIT_UNCHANGED.format(current="0.00"))
 
 
 def test_credit_limit_amount_rules_R_MON_1(ent):
@@ -253,7 +254,7 @@ def test_flagged_account_credit_control_disabled_R_CR_6(ent, flag, reason):
     enterprise, ma, admin = ent
     effective_contract(enterprise, admin, "1000.00")
     a = make_account(enterprise=enterprise, **{flag: True})
-    message = services.MSG_DISABLED.format(account=a.account_id, reason=reason)
+    message = messages.MSG_DISABLED.format(account=a.account_id, reason=reason)
     assert services.credit_blocker(a).message == message
     assert "contact your business manager" in message.lower()
     assert_refused(lambda: set_limit(admin, a, "100.00"), message, rule="R-CR-6")
@@ -264,7 +265,7 @@ def test_other_company_account_credit_refused_R_ORG_5(ent):
     effective_contract(enterprise, admin, "1000.00")
     a = make_account(enterprise=enterprise, company_id="91440000OTHER0001")
     assert_refused(lambda: set_limit(admin, a, "100.00"),
-                   services.MSG_OTHER_COMPANY.format(account=a.account_id), rule="R-ORG-5")
+                   messages.MSG_OTHER_COMPANY.format(account=a.account_id), rule="R-ORG-5")
 
 
 def test_credit_limit_refused_for_other_enterprise_and_members_R_ORG_6(ent):
@@ -272,9 +273,9 @@ def test_credit_limit_refused_for_other_enterprise_and_members_R_ORG_6(ent):
     effective_contract(enterprise, admin, "1000.00")
     a = make_account(enterprise=enterprise)
     other_admin = make_enterprise(name="Other")[2]
-    assert_refused(lambda: set_limit(other_admin, a, "1.00"), services.MSG_NOT_IN_ENTERPRISE.format(
+    assert_refused(lambda: set_limit(other_admin, a, "1.00"), messages.MSG_NOT_IN_ENTERPRISE.format(
         account=a.account_id))
-    assert_refused(lambda: set_limit(make_user(account=a), a, "1.00"), services.MSG_NOT_ADMIN)
+    assert_refused(lambda: set_limit(make_user(account=a), a, "1.00"), messages.MSG_NOT_ADMIN)
 
 
 # --- R-CR-7: change records, ledger, SMS ---

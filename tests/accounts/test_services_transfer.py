@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import selectors, services
+from accounts import messages
 from accounts.ledger import ledger_differences
 from accounts.models import LedgerEntry, Operation, TransferPair, TransferRecord, User
 from core import money
@@ -72,7 +73,7 @@ def test_transferable_is_available_credit_when_lower_R_TR_2(ab):
     assert figures(a) == (D("500.00"), D("0.00"), D("0.00"), D("300.00"))
     assert selectors.transferable_amount(a) == D("200.00")
     assert_refused(lambda: transfer(admin, a, b, "200.01"),
-                   services.MSG_OVER_TRANSFERABLE.format(limit="200.00", amount="200.01"), rule="R-TR-2")
+                   messages.MSG_OVER_TRANSFERABLE.format(limit="200.00", amount="200.01"), rule="R-TR-2")
     transfer(admin, a, b, "200.00")  # exactly the transferable amount
     assert figures(a) == (D("300.00"), D("0.00"), D("0.00"), D("300.00"))
     assert selectors.transferable_amount(a) == D("0.00")
@@ -103,7 +104,7 @@ def test_transfer_refused_when_payer_overdue_R_TR_2(ab):
     make_overdue(a)
     assert selectors.overdue_amount(a) == D("300.00")
     err = assert_refused(lambda: transfer(admin, a, b, "100.00"),
-                         services.MSG_PAYER_OVERDUE.format(account=a.account_id, overdue="300.00"), rule="R-TR-2")
+                         messages.MSG_PAYER_OVERDUE.format(account=a.account_id, overdue="300.00"), rule="R-TR-2")
     assert err.field == "payer"
 
 
@@ -164,15 +165,15 @@ def test_transfer_book_balance_cannot_be_transferred_again_R_MON_2_R_TR_3(ent, a
 
 def test_transfer_refused_between_same_account_R_TR_1(ab):
     admin, a, b = ab
-    assert_refused(lambda: transfer(admin, a, a, "1.00"), services.MSG_SAME_ACCOUNT, rule="R-TR-1")
-    assert_refused(lambda: withdraw(admin, a, a, "1.00"), services.MSG_SAME_ACCOUNT, rule="R-TR-1")
+    assert_refused(lambda: transfer(admin, a, a, "1.00"), messages.MSG_SAME_ACCOUNT, rule="R-TR-1")
+    assert_refused(lambda: withdraw(admin, a, a, "1.00"), messages.MSG_SAME_ACCOUNT, rule="R-TR-1")
 
 
 @pytest.mark.parametrize("remark, message", [
-    ("", services.MSG_REMARK_REQUIRED),
-    ("   ", services.MSG_REMARK_REQUIRED),
-    (None, services.MSG_REMARK_REQUIRED),
-    ("x" * 201, services.MSG_REMARK_TOO_LONG.format(length=201)),
+    ("", messages.MSG_REMARK_REQUIRED),
+    ("   ", messages.MSG_REMARK_REQUIRED),
+    (None, messages.MSG_REMARK_REQUIRED),
+    ("x" * 201, messages.MSG_REMARK_TOO_LONG.format(length=201)),
 ])
 def test_transfer_and_withdrawal_need_a_remark_of_1_to_200_characters_R_TR_1(ab, remark, message):
     admin, a, b = ab
@@ -195,28 +196,28 @@ def test_only_the_enterprise_administrator_transfers_R_TR_1_R_ORG_6(ent, ab):
     # A user with the admin role but not acting for the management account is not an administrator.
     not_ma = make_user(account=a, role=User.Role.ENTERPRISE_ADMIN)
     for actor in (member, not_ma, make_manager(), None):
-        err = assert_refused(lambda: transfer(actor, a, b, "1.00"), services.MSG_NOT_ADMIN)
+        err = assert_refused(lambda: transfer(actor, a, b, "1.00"), messages.MSG_NOT_ADMIN)
         assert isinstance(err, PermissionDenied)
     transfer(admin, a, b, "10.00")
     for actor in (member, make_manager()):
-        assert_refused(lambda: withdraw(actor, a, b, "1.00"), services.MSG_NOT_ADMIN)
+        assert_refused(lambda: withdraw(actor, a, b, "1.00"), messages.MSG_NOT_ADMIN)
 
 
 def test_administrator_of_another_enterprise_refused_R_TR_1_R_ORG_6(ab):
     _, a, b = ab
     other_ent, other_ma, other_admin = make_enterprise(name="Other")
     assert_refused(lambda: transfer(other_admin, a, b, "1.00"),
-                   services.MSG_NOT_IN_ENTERPRISE.format(account=a.account_id), rule="R-TR-1")
+                   messages.MSG_NOT_IN_ENTERPRISE.format(account=a.account_id), rule="R-TR-1")
     own = fund(make_account(enterprise=other_ent), "50.00")
     assert_refused(lambda: transfer(other_admin, own, b, "1.00"),
-                   services.MSG_NOT_IN_ENTERPRISE.format(account=b.account_id), rule="R-TR-1")
+                   messages.MSG_NOT_IN_ENTERPRISE.format(account=b.account_id), rule="R-TR-1")
 
 
 def test_account_outside_any_directory_refused_R_TR_1(ab):
     admin, a, b = ab
     outsider = make_account(company_id=a.verified_company_id)
     assert_refused(lambda: transfer(admin, a, outsider, "1.00"),
-                   services.MSG_NOT_IN_ENTERPRISE.format(account=outsider.account_id))
+                   messages.MSG_NOT_IN_ENTERPRISE.format(account=outsider.account_id))
 
 
 @pytest.mark.parametrize("side", ["payer", "payee"])
@@ -226,7 +227,7 @@ def test_other_company_account_refused_R_ORG_5(ent, side):
     other = fund(make_account(enterprise=enterprise, company_id="91440000OTHER0001"), "100.00")
     payer, payee = (other, a) if side == "payer" else (a, other)
     assert_refused(lambda: transfer(admin, payer, payee, "1.00"),
-                   services.MSG_OTHER_COMPANY.format(account=other.account_id), rule="R-ORG-5")
+                   messages.MSG_OTHER_COMPANY.format(account=other.account_id), rule="R-ORG-5")
 
 
 def test_unverified_account_refused_R_ORG_5(ent):
@@ -234,7 +235,7 @@ def test_unverified_account_refused_R_ORG_5(ent):
     a = fund(make_account(enterprise=enterprise), "100.00")
     unverified = make_account(enterprise=enterprise, company_id="")
     assert_refused(lambda: transfer(admin, a, unverified, "1.00"),
-                   services.MSG_OTHER_COMPANY.format(account=unverified.account_id), rule="R-ORG-5")
+                   messages.MSG_OTHER_COMPANY.format(account=unverified.account_id), rule="R-ORG-5")
 
 
 @pytest.mark.parametrize("flag, reason", [
@@ -247,7 +248,7 @@ def test_flagged_account_cannot_transfer_or_withdraw_R_CR_6(ab, flag, reason, si
     transfer(admin, a, b, "100.00")
     flagged = a if side == "payer" else b
     services.account_flags_set(actor=None, account=flagged, **{flag: True})
-    message = services.MSG_DISABLED.format(account=flagged.account_id, reason=reason)
+    message = messages.MSG_DISABLED.format(account=flagged.account_id, reason=reason)
     assert_refused(lambda: transfer(admin, a, b, "1.00"), message, rule="R-CR-6")
     assert_refused(lambda: withdraw(admin, a, b, "1.00"), message, rule="R-CR-6")
 
@@ -258,12 +259,12 @@ def test_withdraw_refused_without_a_transfer_R_TR_4(ab):
     admin, a, b = ab
     assert selectors.withdrawable_amount(source=a, target=b) == D("0.00")
     err = assert_refused(lambda: withdraw(admin, a, b, "1.00"),
-                         services.MSG_NO_TRANSFER.format(source=a.account_id, target=b.account_id), rule="R-TR-4")
+                         messages.MSG_NO_TRANSFER.format(source=a.account_id, target=b.account_id), rule="R-TR-4")
     assert err.field == "source"
     # The pair has a direction: B -> A never happened either after A -> B.
     transfer(admin, a, b, "10.00")
     assert_refused(lambda: withdraw(admin, b, a, "1.00"),
-                   services.MSG_NO_TRANSFER.format(source=b.account_id, target=a.account_id))
+                   messages.MSG_NO_TRANSFER.format(source=b.account_id, target=a.account_id))
 
 
 def test_withdrawable_bounded_by_remaining_revocable_R_TR_4(ent, ab):
@@ -276,7 +277,7 @@ def test_withdrawable_bounded_by_remaining_revocable_R_TR_4(ent, ab):
     assert selectors.withdrawable_amount(source=a, target=b) == D("100.00")
     assert selectors.withdrawable_amount(source=c, target=b) == D("200.00")
     assert_refused(lambda: withdraw(admin, a, b, "100.01"),
-                   services.MSG_OVER_WITHDRAWABLE.format(limit="100.00", amount="100.01"), rule="R-TR-4")
+                   messages.MSG_OVER_WITHDRAWABLE.format(limit="100.00", amount="100.01"), rule="R-TR-4")
     withdraw(admin, a, b, "100.00")
     assert figures(b)[1] == D("200.00")
     assert selectors.withdrawable_amount(source=a, target=b) == D("0.00")

@@ -2,7 +2,7 @@
 
 On PostgreSQL ``services.transfer_create`` first calls ``eac_transfer_create``, which writes the whole transfer in
 one statement when it goes through and sends no alert, and otherwise writes nothing and leaves the decision to the
-Python path (``services._transfer_create``), the reference that also runs every transfer on SQLite. So the function
+Python path (``services.transfers._transfer_create``), the reference that also runs every transfer on SQLite. So the function
 must never accept what the Python path refuses, and what it writes must be exactly what the Python path writes.
 
 The differential test draws states where every rule of a transfer is near its boundary (R-TR-1, R-TR-2, R-ORG-5,
@@ -86,7 +86,7 @@ def _run_both(settings_, call) -> tuple[tuple, tuple]:
     Each result is (answer, what was written); the first also says whether the Python path had to decide.
     """
     results = []
-    original = services._transfer_create
+    original = services.transfers._transfer_create
     python_path = []
 
     def spy(**kwargs):
@@ -96,7 +96,7 @@ def _run_both(settings_, call) -> tuple[tuple, tuple]:
     for enabled in (True, False):
         settings_.EAC_TRANSFER_FUNCTION = enabled
         python_path.clear()
-        services._transfer_create = spy
+        services.transfers._transfer_create = spy
         try:
             with transaction.atomic():
                 outcome = _outcome(call)
@@ -105,7 +105,7 @@ def _run_both(settings_, call) -> tuple[tuple, tuple]:
         except _Rollback:
             pass
         finally:
-            services._transfer_create = original
+            services.transfers._transfer_create = original
     return results[0], results[1]
 
 
@@ -115,8 +115,8 @@ def test_a_plain_transfer_is_one_call_of_the_function_and_writes_what_the_python
     a = fund(make_account(enterprise=enterprise), "500.00")
     b = make_account(enterprise=enterprise)
     python_path = []
-    original = services._transfer_create
-    monkeypatch.setattr(services, "_transfer_create", lambda **kw: python_path.append(kw) or original(**kw))
+    original = services.transfers._transfer_create
+    monkeypatch.setattr(services.transfers, "_transfer_create", lambda **kw: python_path.append(kw) or original(**kw))
 
     def call():
         return services.transfer_create(actor=admin, payer=a.pk, payee=b.pk, amount="120.50", remark="rent",

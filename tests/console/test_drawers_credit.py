@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from accounts import services
+from accounts import messages
 from accounts.models import CreditChangeRecord
 from tests.factories import effective_contract, fund, make_account, make_user, spend
 
@@ -50,7 +51,7 @@ def test_disabled_with_reason_and_link_while_the_contract_is_pending_R_CR_1(clie
     services.credit_contract_grant(actor=None, enterprise=world.enterprise, total_credit_limit="5000.00")
     client.force_login(world.admin)
     html = client.get(world.url, headers=HX).content.decode()
-    assert services.MSG_CONTRACT_PENDING in html.replace("&#x27;", "'")
+    assert messages.MSG_CONTRACT_PENDING in html.replace("&#x27;", "'")
     assert reverse("console:contracts") in html
     assert "<fieldset class=\"plain\" disabled>" in html
     response = client.post(world.url, {"new_limit": "100.00", "idempotency_key": "k-pending"}, headers=HX)
@@ -110,7 +111,7 @@ def test_increase_over_the_maximum_quota_allocable_is_refused_at_the_field_R_CR_
         response = client.post(world.url, {"new_limit": "1000.01", "idempotency_key": "k-over"}, headers=headers)
         assert response.status_code == 200
         errors = response.context["form"].errors["new_limit"]
-        assert errors == [services.MSG_OVER_ALLOCABLE.format(allocable="1,000.00", highest="1,000.00",
+        assert errors == [messages.MSG_OVER_ALLOCABLE.format(allocable="1,000.00", highest="1,000.00",
                                                              amount="1,000.01")]
         assert "data-field-error=\"new_limit\"" in response.content.decode()
     world.b.refresh_from_db()

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
+from accounts import messages
 from accounts.models import Account, TransferRecord
 from core.models import AuditEvent
 from tests.factories import fund, make_account, make_user
@@ -144,7 +145,7 @@ def test_batch_without_accounts_says_select_at_least_one_R_AL_2(client, world):
     html = client.get(reverse("console:alert_batch"), headers=HX).content.decode()
     assert 'data-testid="no-selection"' in html
     response = client.post(reverse("console:alert_batch"), {"enabled": "on", "threshold": "1"}, headers=HX)
-    assert response.context["form"].errors["accounts"] == [services.MSG_NO_ACCOUNTS]
+    assert response.context["form"].errors["accounts"] == [messages.MSG_NO_ACCOUNTS]
 
 
 def test_batch_without_htmx_redirects_R_AL_2(client, world):

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
+from accounts import messages
 from accounts.models import LedgerEntry, TransferPair, TransferRecord
 from core.models import AuditEvent
 from tests.factories import fund, make_account, make_enterprise, make_user, spend
@@ -98,7 +99,7 @@ def test_review_over_the_transferable_amount_is_refused_at_the_amount_R_TR_2(cli
                     remark="too much", idempotency_key="k-over")
     assert response.status_code == 200 and response.context["step"] == "edit"
     assert response.context["form"].errors["amount"] == [
-        services.MSG_OVER_TRANSFERABLE.format(limit="1,000.00", amount="1,000.01")]
+        messages.MSG_OVER_TRANSFERABLE.format(limit="1,000.00", amount="1,000.01")]
     # Exactly the transferable amount is allowed.
     response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="1000.00",
                     remark="all of it", idempotency_key="k-over")
@@ -112,11 +113,11 @@ def test_review_refuses_an_overdue_payer_at_the_payer_field_R_TR_2(client, world
     response = post(client, world.url, "review", type="transfer", payer=payer.pk, amount="1.00",
                     remark="x", idempotency_key="k-late")
     assert response.context["form"].errors["payer"] == [
-        services.MSG_PAYER_OVERDUE.format(account=payer.account_id, overdue="40.00")]
+        messages.MSG_PAYER_OVERDUE.format(account=payer.account_id, overdue="40.00")]
 
 
-@pytest.mark.parametrize("remark,message", [("", services.MSG_REMARK_REQUIRED), ("   ", services.MSG_REMARK_REQUIRED),
-                                            ("x" * 201, services.MSG_REMARK_TOO_LONG.format(length=201))])
+@pytest.mark.parametrize("remark,message", [("", messages.MSG_REMARK_REQUIRED), ("   ", messages.MSG_REMARK_REQUIRED),
+                                            ("x" * 201, messages.MSG_REMARK_TOO_LONG.format(length=201))])
 def test_remark_of_1_to_200_characters_is_required_R_TR_1(client, world, remark, message):
     response = post(client, world.url, "review", type="transfer", payer=world.a.pk, amount="10.00",
                     remark=remark, idempotency_key="k-remark")
@@ -176,7 +177,7 @@ def test_confirm_rechecks_and_refuses_with_the_current_figure_R_TR_8(client, wor
     assert response.status_code == 200
     assert "HX-Trigger" not in response
     assert response.context["form"].errors["amount"] == [
-        services.MSG_OVER_TRANSFERABLE.format(limit="300.00", amount="400.00")]
+        messages.MSG_OVER_TRANSFERABLE.format(limit="300.00", amount="400.00")]
     assert 'data-field-error="amount"' in response.content.decode()
     assert not TransferRecord.objects.exists()
     assert balances(world.b) == [(Decimal("0.00"), Decimal("0.00"))]
@@ -215,7 +216,7 @@ def test_withdraw_over_the_withdrawable_amount_is_refused_at_the_amount_R_TR_4(c
     response = post(client, world.url, "review", type="withdraw", source=world.a.pk, amount="300.01",
                     remark="back", idempotency_key="k-w")
     assert response.context["form"].errors["amount"] == [
-        services.MSG_OVER_WITHDRAWABLE.format(limit="300.00", amount="300.01")]
+        messages.MSG_OVER_WITHDRAWABLE.format(limit="300.00", amount="300.01")]
     response = post(client, world.url, "confirm", type="withdraw", source=world.a.pk, amount="300.01",
                     remark="back", idempotency_key="k-w")
     assert response.context["form"].errors["amount"]
@@ -339,7 +340,7 @@ def test_a_refused_confirm_shows_the_form_again_with_its_full_lists_R_TR_8(clien
     refused = post(client, world.url, "confirm", **data)
     assert refused.status_code == 200 and "HX-Trigger" not in refused
     assert refused.context["form"].errors["amount"] == [
-        services.MSG_OVER_TRANSFERABLE.format(limit="990.00", amount="990.01")]
+        messages.MSG_OVER_TRANSFERABLE.format(limit="990.00", amount="990.01")]
     assert sorted(_choice_values(refused, "payer")) == sorted(_choice_values(edit, "payer"))
     assert {world.a.pk, world.ma.pk, *(o.pk for o in others)} <= set(_choice_values(refused, "payer"))
     assert sorted(_choice_values(refused, "source")) == sorted([world.a.pk, others[0].pk])
@@ -385,6 +386,6 @@ def test_a_withdrawal_of_everything_sent_twice_with_its_key_answers_the_first_re
     # A new request from the emptied pair is refused with the figure, and the form comes back without that source.
     refused = post(client, world.url, "confirm", **{**data, "idempotency_key": "k-new"})
     assert refused.context["form"].errors["amount"] == [
-        services.MSG_OVER_WITHDRAWABLE.format(limit="0.00", amount="40.00")]
+        messages.MSG_OVER_WITHDRAWABLE.format(limit="0.00", amount="40.00")]
     assert _choice_values(refused, "source") == []
     assert TransferRecord.objects.filter(kind="withdrawal").count() == 1

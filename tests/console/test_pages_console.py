@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
+from accounts import messages
 from accounts.models import CreditChangeRecord, CreditContract
 from core.models import AuditEvent, Message
 from tests.factories import effective_contract, fund, make_account, make_enterprise, make_user, spend
@@ -130,7 +131,7 @@ def test_admin_of_the_management_account_confirms_the_pending_contract_R_CR_1(cl
     assert "<dialog" not in html
     # Confirming again says so and changes nothing.
     again = client.post(url("contracts"), {"contract": pending.pk}, follow=True)
-    assert services.MSG_CONTRACT_NOT_PENDING in again.content.decode()
+    assert messages.MSG_CONTRACT_NOT_PENDING in again.content.decode()
     assert CreditChangeRecord.objects.filter(enterprise=world.enterprise).count() == 1
 
 
